@@ -1,0 +1,1 @@
+//! homed core
