@@ -1,1 +1,14 @@
-//! homed core
+//! The core of homed: user records, their signatures and trust, password hashes, and the
+//! classic account entries records map to.
+//!
+//! Everything here is shared by the daemon, the CLI and the PAM and NSS modules, so it never
+//! panics on bad input, never prints, and keeps secrets in zeroizing types.
+
+pub mod env;
+pub mod json;
+pub mod nss;
+pub mod password;
+pub mod record;
+pub mod signing;
+
+pub use record::{MachineContext, RecordError, RecordOrigin, UserRecord};
