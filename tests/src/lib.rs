@@ -1,1 +1,3 @@
 //! Helpers for the host integration tests.
+
+pub mod world;

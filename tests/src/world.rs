@@ -1,0 +1,66 @@
+//! Running a script inside the private world of `tests/sandbox/world.sh`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The repository's root folder.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The real systemd-homed outputs the project must agree with (`../shared/fixtures`).
+pub fn fixtures() -> PathBuf {
+    std::env::var_os("HOMED_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/fixtures"))
+}
+
+/// What a world run printed.
+pub struct WorldRun {
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl WorldRun {
+    fn from(output: Output) -> Self {
+        WorldRun {
+            status: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with everything the world printed unless the script exited 0.
+    pub fn assert_success(&self) -> &Self {
+        assert_eq!(
+            self.status,
+            Some(0),
+            "world failed\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Runs `script` with `sh -c` inside a world set up with `options`, bounded by `timeout_secs`
+/// (the whole world, daemons included, is killed when it runs out). Standard input is closed.
+pub fn run_in_world(options: &[&str], script: &str, timeout_secs: u32) -> WorldRun {
+    let output = Command::new("timeout")
+        .arg("--kill-after=10")
+        .arg(timeout_secs.to_string())
+        .arg(repo_root().join("tests/sandbox/world.sh"))
+        .args(options)
+        .arg("--")
+        .arg("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run world.sh: {e}"));
+    WorldRun::from(output)
+}
