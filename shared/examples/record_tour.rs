@@ -68,7 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     print!("{}", record.to_pretty_string());
 
     step("4. trust decision against the key directory");
-    let keys = TrustedKeys::load_from(&[key_dir.clone()]);
+    let keys = TrustedKeys::load_from(std::slice::from_ref(&key_dir));
     println!("verdict: {:?}", keys.verdict(&record)?);
     let mut tampered = record.to_value();
     tampered["uid"] = 60201.into();
