@@ -8,7 +8,9 @@ pub mod env;
 pub mod json;
 pub mod nss;
 pub mod password;
+pub mod publish;
 pub mod record;
 pub mod signing;
+pub mod varlink;
 
 pub use record::{MachineContext, RecordError, RecordOrigin, UserRecord};
