@@ -6,6 +6,8 @@
 
 pub mod env;
 pub mod json;
+#[cfg(feature = "luks")]
+pub mod luks;
 pub mod nss;
 pub mod password;
 pub mod publish;

@@ -1,3 +1,4 @@
 //! Helpers for the host integration tests.
 
 pub mod world;
+pub mod luks;

@@ -1,0 +1,215 @@
+//! The FFI of the LUKS backend: loop-device ioctls, libcryptsetup's log hook, and the few
+//! libcryptsetup calls libcryptsetup-rs does not wrap.
+
+use std::cell::RefCell;
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::path::Path;
+use std::sync::Once;
+
+use libcryptsetup_rs::CryptDevice;
+use libcryptsetup_rs_sys as cs;
+
+// <linux/loop.h>
+const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
+const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
+const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
+const LOOP_GET_STATUS64: libc::c_ulong = 0x4C05;
+pub(super) const LO_FLAGS_READ_ONLY: u32 = 1;
+pub(super) const LO_FLAGS_AUTOCLEAR: u32 = 4;
+const LO_NAME_SIZE: usize = 64;
+const LO_KEY_SIZE: usize = 32;
+
+/// `struct loop_info64`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(super) struct LoopInfo64 {
+    pub lo_device: u64,
+    pub lo_inode: u64,
+    pub lo_rdevice: u64,
+    pub lo_offset: u64,
+    pub lo_sizelimit: u64,
+    pub lo_number: u32,
+    pub lo_encrypt_type: u32,
+    pub lo_encrypt_key_size: u32,
+    pub lo_flags: u32,
+    pub lo_file_name: [u8; LO_NAME_SIZE],
+    pub lo_crypt_name: [u8; LO_NAME_SIZE],
+    pub lo_encrypt_key: [u8; LO_KEY_SIZE],
+    pub lo_init: [u64; 2],
+}
+
+/// `struct loop_config` (Linux 5.8+).
+#[repr(C)]
+struct LoopConfig {
+    fd: u32,
+    block_size: u32,
+    info: LoopInfo64,
+    reserved: [u64; 8],
+}
+
+impl LoopInfo64 {
+    pub(super) fn zeroed() -> Self {
+        LoopInfo64 {
+            lo_device: 0,
+            lo_inode: 0,
+            lo_rdevice: 0,
+            lo_offset: 0,
+            lo_sizelimit: 0,
+            lo_number: 0,
+            lo_encrypt_type: 0,
+            lo_encrypt_key_size: 0,
+            lo_flags: 0,
+            lo_file_name: [0; LO_NAME_SIZE],
+            lo_crypt_name: [0; LO_NAME_SIZE],
+            lo_encrypt_key: [0; LO_KEY_SIZE],
+            lo_init: [0; 2],
+        }
+    }
+}
+
+fn check(rc: c_int) -> io::Result<c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// `LOOP_CTL_GET_FREE` on `/dev/loop-control`: the number of a free loop device.
+pub(super) fn loop_get_free(control: BorrowedFd<'_>) -> io::Result<u32> {
+    // SAFETY: LOOP_CTL_GET_FREE takes no argument and only returns a number.
+    let rc = check(unsafe { libc::ioctl(control.as_raw_fd(), LOOP_CTL_GET_FREE) })?;
+    u32::try_from(rc).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// `LOOP_CONFIGURE`: binds `backing` to the loop device `dev` in one step.
+pub(super) fn loop_configure(
+    dev: BorrowedFd<'_>,
+    backing: BorrowedFd<'_>,
+    info: &LoopInfo64,
+) -> io::Result<()> {
+    let fd = u32::try_from(backing.as_raw_fd())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    let config = LoopConfig {
+        fd,
+        block_size: 0,
+        info: *info,
+        reserved: [0; 8],
+    };
+    // SAFETY: `config` is a fully initialised struct loop_config that lives across the call; the
+    // kernel only reads it.
+    check(unsafe {
+        libc::ioctl(
+            dev.as_raw_fd(),
+            LOOP_CONFIGURE,
+            &config as *const LoopConfig,
+        )
+    })?;
+    Ok(())
+}
+
+/// `LOOP_GET_STATUS64`.
+pub(super) fn loop_get_status(dev: BorrowedFd<'_>) -> io::Result<LoopInfo64> {
+    let mut info = LoopInfo64::zeroed();
+    // SAFETY: `info` is a writable struct loop_info64 the kernel fills in.
+    check(unsafe {
+        libc::ioctl(
+            dev.as_raw_fd(),
+            LOOP_GET_STATUS64,
+            &mut info as *mut LoopInfo64,
+        )
+    })?;
+    Ok(info)
+}
+
+/// `LOOP_CLR_FD`: detaches the backing file (deferred by the kernel while the device is open).
+pub(super) fn loop_clear(dev: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: LOOP_CLR_FD takes no argument.
+    check(unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_CLR_FD, 0) })?;
+    Ok(())
+}
+
+thread_local! {
+    /// The last error libcryptsetup logged on this thread.
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+unsafe extern "C" fn log_hook(level: c_int, msg: *const c_char, _usrptr: *mut c_void) {
+    if level != cs::CRYPT_LOG_ERROR as c_int || msg.is_null() {
+        return;
+    }
+    // SAFETY: libcryptsetup passes a NUL-terminated message valid for the duration of the call.
+    let text = unsafe { CStr::from_ptr(msg) }.to_string_lossy();
+    let text = text.trim_end().to_owned();
+    LAST_ERROR.with(|e| {
+        if let Ok(mut e) = e.try_borrow_mut() {
+            *e = text;
+        }
+    });
+}
+
+/// Routes libcryptsetup's messages into [`take_last_error`] instead of stdout/stderr (its default),
+/// which must stay clean in the modules and workers that link this library.
+pub(super) fn install_log_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        libcryptsetup_rs::set_log_callback::<()>(Some(log_hook), None);
+    });
+}
+
+/// Clears the remembered error before an operation.
+pub(super) fn clear_last_error() {
+    LAST_ERROR.with(|e| {
+        if let Ok(mut e) = e.try_borrow_mut() {
+            e.clear();
+        }
+    });
+}
+
+/// The error libcryptsetup logged last on this thread, if any.
+pub(super) fn take_last_error() -> String {
+    LAST_ERROR.with(|e| {
+        e.try_borrow_mut()
+            .map(|mut e| std::mem::take(&mut *e))
+            .unwrap_or_default()
+    })
+}
+
+/// A libcryptsetup context whose raw pointer we keep for the calls libcryptsetup-rs lacks.
+pub(super) struct RawDevice {
+    ptr: *mut cs::crypt_device,
+}
+
+impl RawDevice {
+    /// `crypt_init(path)`; the returned [`CryptDevice`] owns the context and frees it on drop.
+    pub(super) fn init(path: &Path) -> io::Result<(CryptDevice, RawDevice)> {
+        let path = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let mut ptr: *mut cs::crypt_device = std::ptr::null_mut();
+        // SAFETY: `path` is NUL-terminated and outlives the call; crypt_init stores a new context
+        // in `ptr` on success and leaves it untouched on failure.
+        let rc = unsafe { cs::crypt_init(&mut ptr, path.as_ptr()) };
+        if rc < 0 {
+            return Err(io::Error::from_raw_os_error(-rc));
+        }
+        Ok((CryptDevice::from_ptr(ptr), RawDevice { ptr }))
+    }
+
+    /// `crypt_resume_by_volume_key(name, key)`. The context must have been loaded, and the
+    /// [`CryptDevice`] returned with this handle must still be alive.
+    pub(super) fn resume_by_volume_key(&self, name: &str, key: &[u8]) -> io::Result<()> {
+        let name = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: `ptr` is the live context owned by the CryptDevice created with it (the caller
+        // keeps both together); `name` and `key` outlive the call and are only read.
+        let rc = unsafe {
+            cs::crypt_resume_by_volume_key(self.ptr, name.as_ptr(), key.as_ptr().cast(), key.len())
+        };
+        if rc < 0 {
+            Err(io::Error::from_raw_os_error(-rc))
+        } else {
+            Ok(())
+        }
+    }
+}
