@@ -1,1 +1,34 @@
-fn main() {}
+//! `homectl`: create, inspect and manage home directories through `org.freedesktop.home1`,
+//! with the verbs, options, output and exit status of systemd's homectl 252.
+
+mod bus;
+mod help;
+mod identity;
+mod ojson;
+mod options;
+mod password;
+mod show;
+mod sys;
+mod units;
+mod userdb;
+mod verbs;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let secrets = password::EnvSecrets::take_from_environment();
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match options::parse(&argv) {
+        Ok(options::Parsed::Run(o)) => o,
+        Ok(options::Parsed::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("homectl: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let status = verbs::dispatch(opts, secrets);
+    ExitCode::from(u8::try_from(status).unwrap_or(1))
+}

@@ -1,0 +1,231 @@
+//! The client side of `org.freedesktop.home1` (homed-spec §4): one system-bus connection and
+//! one method per Manager call homectl makes.
+
+use std::time::Duration;
+
+use zbus::{DBusError as _, OwnedFd, OwnedObjectPath};
+
+const DESTINATION: &str = "org.freedesktop.home1";
+const MANAGER_PATH: &str = "/org/freedesktop/home1";
+const MANAGER_INTERFACE: &str = "org.freedesktop.home1.Manager";
+/// homed's own tools wait this long for slow operations (HOME_SLOW_BUS_CALL_TIMEOUT_USEC).
+const SLOW_CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A failed call: the D-Bus error name and its message.
+#[derive(Debug, Clone)]
+pub struct BusError {
+    pub name: String,
+    pub message: String,
+}
+
+impl BusError {
+    /// True if the error is `org.freedesktop.home1.<short>`.
+    pub fn is(&self, short: &str) -> bool {
+        self.name
+            .strip_prefix("org.freedesktop.home1.")
+            .is_some_and(|n| n == short)
+    }
+
+    fn from_zbus(e: zbus::Error) -> BusError {
+        match e {
+            zbus::Error::MethodError(name, detail, _) => BusError {
+                name: name.to_string(),
+                message: detail.unwrap_or_else(|| name.to_string()),
+            },
+            zbus::Error::FDO(fdo) => BusError {
+                name: fdo.name().to_string(),
+                message: fdo.description().unwrap_or_default().to_owned(),
+            },
+            zbus::Error::InputOutput(io) if io.kind() == std::io::ErrorKind::TimedOut => BusError {
+                name: "org.freedesktop.DBus.Error.Timeout".into(),
+                message: "Connection timed out".into(),
+            },
+            other => BusError {
+                name: "org.freedesktop.DBus.Error.Failed".into(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for BusError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// One entry of `ListHomes`.
+pub struct HomeEntry {
+    pub name: String,
+    pub uid: u32,
+    pub state: String,
+    pub gid: u32,
+    pub real_name: String,
+    pub home: String,
+    pub shell: String,
+}
+
+/// A connection to the Manager object.
+pub struct Manager {
+    conn: zbus::Connection,
+}
+
+type HomeTuple = (
+    String,
+    u32,
+    String,
+    u32,
+    String,
+    String,
+    String,
+    OwnedObjectPath,
+);
+
+impl Manager {
+    /// Connects to the system bus (`$DBUS_SYSTEM_BUS_ADDRESS` or the default socket).
+    pub fn connect() -> Result<Manager, String> {
+        let conn = zbus::block_on(async {
+            zbus::connection::Builder::system()
+                .method_timeout(SLOW_CALL_TIMEOUT)
+                .build()
+                .await
+        })
+        .map_err(|e| format!("Failed to connect to bus: {e}"))?;
+        Ok(Manager { conn })
+    }
+
+    fn call<B>(&self, method: &str, body: &B) -> Result<zbus::Message, BusError>
+    where
+        B: serde::Serialize + zbus::DynamicType,
+    {
+        zbus::block_on(self.conn.call_method(
+            Some(DESTINATION),
+            MANAGER_PATH,
+            Some(MANAGER_INTERFACE),
+            method,
+            body,
+        ))
+        .map_err(BusError::from_zbus)
+    }
+
+    fn call_unit<B>(&self, method: &str, body: &B) -> Result<(), BusError>
+    where
+        B: serde::Serialize + zbus::DynamicType,
+    {
+        self.call(method, body).map(|_| ())
+    }
+
+    fn parse<T>(reply: zbus::Message) -> Result<T, BusError>
+    where
+        T: for<'d> serde::Deserialize<'d> + zbus::Type,
+    {
+        reply.body().deserialize::<T>().map_err(|e| BusError {
+            name: "org.freedesktop.DBus.Error.InvalidArgs".into(),
+            message: format!("Failed to parse bus message: {e}"),
+        })
+    }
+
+    pub fn list_homes(&self) -> Result<Vec<HomeEntry>, BusError> {
+        let reply = self.call("ListHomes", &())?;
+        let homes: Vec<HomeTuple> = Self::parse(reply)?;
+        Ok(homes
+            .into_iter()
+            .map(
+                |(name, uid, state, gid, real_name, home, shell, _)| HomeEntry {
+                    name,
+                    uid,
+                    state,
+                    gid,
+                    real_name,
+                    home,
+                    shell,
+                },
+            )
+            .collect())
+    }
+
+    /// `GetUserRecordByName` or, for a number, `GetUserRecordByUID`: the JSON and `incomplete`.
+    pub fn user_record(&self, user: &str) -> Result<(String, bool), BusError> {
+        let reply = match user.parse::<u32>() {
+            Ok(uid) => self.call("GetUserRecordByUID", &(uid,))?,
+            Err(_) => self.call("GetUserRecordByName", &(user,))?,
+        };
+        let (json, incomplete, _path): (String, bool, OwnedObjectPath) = Self::parse(reply)?;
+        Ok((json, incomplete))
+    }
+
+    /// `GetHomeByName`: the home directory.
+    pub fn home_directory(&self, user: &str) -> Result<String, BusError> {
+        let reply = self.call("GetHomeByName", &(user,))?;
+        let (_, _, _, _, home, _, _): (u32, String, u32, String, String, String, OwnedObjectPath) =
+            Self::parse(reply)?;
+        Ok(home)
+    }
+
+    pub fn activate(&self, user: &str, secret: &str) -> Result<(), BusError> {
+        self.call_unit("ActivateHome", &(user, secret))
+    }
+
+    pub fn deactivate(&self, user: &str) -> Result<(), BusError> {
+        self.call_unit("DeactivateHome", &(user,))
+    }
+
+    pub fn authenticate(&self, user: &str, secret: &str) -> Result<(), BusError> {
+        self.call_unit("AuthenticateHome", &(user, secret))
+    }
+
+    pub fn create(&self, record: &str) -> Result<(), BusError> {
+        self.call_unit("CreateHome", &(record,))
+    }
+
+    pub fn update(&self, record: &str) -> Result<(), BusError> {
+        self.call_unit("UpdateHome", &(record,))
+    }
+
+    pub fn remove(&self, user: &str) -> Result<(), BusError> {
+        self.call_unit("RemoveHome", &(user,))
+    }
+
+    pub fn resize(&self, user: &str, size: u64, secret: &str) -> Result<(), BusError> {
+        self.call_unit("ResizeHome", &(user, size, secret))
+    }
+
+    pub fn change_password(&self, user: &str, new: &str, old: &str) -> Result<(), BusError> {
+        self.call_unit("ChangePasswordHome", &(user, new, old))
+    }
+
+    pub fn lock(&self, user: &str) -> Result<(), BusError> {
+        self.call_unit("LockHome", &(user,))
+    }
+
+    pub fn unlock(&self, user: &str, secret: &str) -> Result<(), BusError> {
+        self.call_unit("UnlockHome", &(user, secret))
+    }
+
+    pub fn acquire(
+        &self,
+        user: &str,
+        secret: &str,
+        please_suspend: bool,
+    ) -> Result<OwnedFd, BusError> {
+        let reply = self.call("AcquireHome", &(user, secret, please_suspend))?;
+        let (fd,): (OwnedFd,) = Self::parse(reply)?;
+        Ok(fd)
+    }
+
+    pub fn release(&self, user: &str) -> Result<(), BusError> {
+        self.call_unit("ReleaseHome", &(user,))
+    }
+
+    pub fn lock_all(&self) -> Result<(), BusError> {
+        self.call_unit("LockAllHomes", &())
+    }
+
+    pub fn deactivate_all(&self) -> Result<(), BusError> {
+        self.call_unit("DeactivateAllHomes", &())
+    }
+
+    pub fn rebalance(&self) -> Result<(), BusError> {
+        self.call_unit("Rebalance", &())
+    }
+}
