@@ -2,8 +2,6 @@
 //! field and prints records in the order the daemon sent them, so `inspect -j` shows exactly
 //! what systemd's homectl shows.
 
-use std::fmt::Write as _;
-
 /// A JSON value whose objects remember the order of their keys.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub enum OJson {
@@ -195,26 +193,7 @@ impl OJson {
     }
 }
 
-/// Writes a string as sd-json does: only `"`, `\`, and control characters are escaped.
-pub fn write_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
+pub use homed_shared::json::write_string;
 
 const MAX_DEPTH: usize = 128;
 

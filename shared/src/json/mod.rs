@@ -7,4 +7,4 @@ mod parse;
 mod write;
 
 pub use parse::{JsonError, MAX_DOCUMENT_BYTES, parse_strict};
-pub use write::{to_canonical_string, to_pretty_string};
+pub use write::{to_canonical_string, to_pretty_string, write_string};

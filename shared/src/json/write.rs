@@ -115,7 +115,7 @@ fn write_scalar(out: &mut String, value: &Value) {
 
 /// sd-json escapes only the quote, the backslash and control characters below 0x20 (short
 /// forms where C has them, `\u00xx` in lowercase hex otherwise); everything else is raw UTF-8.
-fn write_string(out: &mut String, s: &str) {
+pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
