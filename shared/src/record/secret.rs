@@ -111,6 +111,19 @@ impl Secret {
         self.passwords.insert(0, password);
     }
 
+    /// A token PIN replaces the earlier ones (PAM asks for one PIN at a time).
+    pub fn set_token_pin(&mut self, pin: SecretString) {
+        self.token_pins = vec![pin];
+    }
+
+    /// Sets one of the permission flags (`pkcs11ProtectedAuthenticationPathPermitted`,
+    /// `fido2UserPresencePermitted`, `fido2UserVerificationPermitted`); other names are ignored.
+    pub fn permit(&mut self, flag: &str) {
+        if FLAG_FIELDS.contains(&flag) {
+            self.flags.insert(flag.to_owned(), Value::Bool(true));
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.passwords.is_empty() && self.token_pins.is_empty() && self.flags.is_empty()
     }
