@@ -153,17 +153,16 @@ impl LuksContainer {
             .map_err(|e| {
                 let detail = sys::take_last_error();
                 let reason = match &e {
-                    LibcryptErr::IOError(io) if detail.is_empty() => io.to_string(),
-                    LibcryptErr::IOError(_) => detail,
+                    _ if !detail.is_empty() => detail,
+                    LibcryptErr::IOError(io) if io.raw_os_error() == Some(libc::EINVAL) => {
+                        "there is no valid LUKS2 header (both copies are missing or damaged)"
+                            .to_owned()
+                    }
                     other => other.to_string(),
                 };
                 LuksError::BadHeader {
                     path: path.display().to_string(),
-                    reason: if reason.is_empty() {
-                        "no valid LUKS2 header found".into()
-                    } else {
-                        reason
-                    },
+                    reason,
                 }
             })?;
         Ok(this)
