@@ -1,4 +1,5 @@
 //! Helpers for the host integration tests.
 
-pub mod world;
+pub mod homectl;
 pub mod luks;
+pub mod world;

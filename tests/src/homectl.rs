@@ -1,0 +1,159 @@
+//! Helpers for the homectl tests: which home daemon the world runs, where the two homectls
+//! are, and a step runner that records each command's exit status, stdout and stderr.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::world::{WorldRun, run_in_world};
+
+/// The home daemon a test world starts. Every homectl test runs once per variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HomeDaemon {
+    /// The real systemd-homed 252 (`/lib/systemd/systemd-homed`).
+    SystemdHomed,
+}
+
+impl HomeDaemon {
+    /// The daemons the tests run against.
+    pub fn all() -> Vec<HomeDaemon> {
+        vec![HomeDaemon::SystemdHomed]
+    }
+
+    /// The `world.sh` options that start this daemon.
+    pub fn world_options(self) -> Vec<String> {
+        match self {
+            HomeDaemon::SystemdHomed => vec!["--homed-reference".into()],
+        }
+    }
+}
+
+/// systemd's own homectl (Debian's, v252): the behaviour ours must match.
+pub const SYSTEMD_HOMECTL: &str = "/usr/bin/homectl";
+
+/// Our `homectl` binary: `$HOMECTL_UNDER_TEST`, else the one cargo built next to this test.
+pub fn our_homectl() -> PathBuf {
+    if let Some(p) = std::env::var_os("HOMECTL_UNDER_TEST") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("no current exe: {e}"));
+    // target/<profile>/deps/<test binary> → target/<profile>/homectl
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| panic!("unexpected test binary location {}", exe.display()));
+    let bin = profile_dir.join("homectl");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first (cargo test --workspace does, or cargo build -p homectl)",
+        bin.display()
+    );
+    bin
+}
+
+/// What one step printed.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The results of a world script made of `step NAME COMMAND…` lines.
+pub struct Steps {
+    pub world: WorldRun,
+    pub steps: BTreeMap<String, Step>,
+}
+
+impl Steps {
+    /// The step called `name`; panics with the world's output if it did not run.
+    pub fn get(&self, name: &str) -> &Step {
+        self.steps.get(name).unwrap_or_else(|| {
+            panic!(
+                "step {name} did not run\n--- world stdout\n{}\n--- world stderr\n{}",
+                self.world.stdout, self.world.stderr
+            )
+        })
+    }
+
+    /// Asserts that step `name` exited with `status`.
+    pub fn expect_status(&self, name: &str, status: i32) -> &Step {
+        let step = self.get(name);
+        assert_eq!(
+            step.status, status,
+            "step {name}: exit status\n--- stdout\n{}\n--- stderr\n{}",
+            step.stdout, step.stderr
+        );
+        step
+    }
+}
+
+/// Runs `body` in a world with `daemon`. The script sees `$OURS` and `$THEIRS` (the two
+/// homectls) and a shell function `step NAME COMMAND…` that runs the command with standard
+/// input closed and records its exit status, stdout and stderr under NAME.
+pub fn run_steps(daemon: HomeDaemon, body: &str, timeout_secs: u32) -> Steps {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let script = format!(
+        "OURS='{ours}'\nTHEIRS='{theirs}'\nD='{dir}'\n\
+         step() {{ n=$1; shift; \"$@\" >\"$D/$n.out\" 2>\"$D/$n.err\" </dev/null; echo $? >\"$D/$n.rc\"; }}\n\
+         {body}\n",
+        ours = our_homectl().display(),
+        theirs = SYSTEMD_HOMECTL,
+        dir = dir.path().display(),
+    );
+    let options = daemon.world_options();
+    let options: Vec<&str> = options.iter().map(String::as_str).collect();
+    let world = run_in_world(&options, &script, timeout_secs);
+    let mut steps = BTreeMap::new();
+    for entry in std::fs::read_dir(dir.path())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("rc") {
+            continue;
+        }
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let read =
+            |ext: &str| std::fs::read_to_string(path.with_extension(ext)).unwrap_or_default();
+        let status = read("rc").trim().parse().unwrap_or(-1);
+        steps.insert(
+            name.to_owned(),
+            Step {
+                status,
+                stdout: read("out"),
+                stderr: read("err"),
+            },
+        );
+    }
+    Steps { world, steps }
+}
+
+/// The lines of `homectl inspect` output whose label is in `tolerated` replaced by
+/// `LABEL: <tolerated>`, so two outputs can be compared line by line.
+pub fn mask_inspect(text: &str, tolerated: &[&str]) -> Vec<String> {
+    text.lines()
+        .map(|line| match line.split_once(':') {
+            Some((label, _)) if tolerated.contains(&label.trim()) => {
+                format!("{}: <tolerated>", label)
+            }
+            _ => line.to_owned(),
+        })
+        .collect()
+}
+
+/// Asserts two inspect outputs agree line by line, showing both on failure.
+pub fn assert_same_lines(ours: &[String], theirs: &[String], what: &str) {
+    if ours != theirs {
+        let mut report = String::new();
+        for i in 0..ours.len().max(theirs.len()) {
+            let a = ours.get(i).map(String::as_str).unwrap_or("<missing>");
+            let b = theirs.get(i).map(String::as_str).unwrap_or("<missing>");
+            let mark = if a == b { "  " } else { "!!" };
+            report.push_str(&format!("{mark} ours:   {a}\n{mark} theirs: {b}\n"));
+        }
+        panic!("{what}: outputs differ\n{report}");
+    }
+}
