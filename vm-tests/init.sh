@@ -1,0 +1,35 @@
+#!/bin/busybox sh
+# /init of the test guest: mount the basics, load the modules, run each scenario, print one
+# "VMTEST PASS|FAIL <name>" line per scenario on the serial console, power off.
+
+/bin/busybox --install -s /bin
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs -o mode=0755 run /run
+mount -t tmpfs tmp /tmp
+echo 1 > /proc/sys/kernel/printk 2>/dev/null
+
+ver=$(cat /kernel-version)
+while read -r m; do
+    insmod "/lib/modules/$ver/$m" 2>/dev/null || echo "init: could not load $m"
+done < /modules.order
+
+scenario() {
+    name=$1
+    shift
+    echo "VMTEST RUN $name"
+    start=$(date +%s)
+    if "$@"; then
+        echo "VMTEST PASS $name ($(($(date +%s) - start)) s)"
+    else
+        echo "VMTEST FAIL $name ($(($(date +%s) - start)) s)"
+    fi
+}
+
+echo "VMTEST BEGIN kernel $ver"
+scenario dmcrypt-lifecycle homed-vm-check dmcrypt-lifecycle /run/vmtest
+echo "VMTEST END"
+sync
+poweroff -f
