@@ -386,3 +386,90 @@ step ee_theirs timeout 10 $THEIRS inspect -EE richa
         }
     }
 }
+
+const OTHER_VERBS: &str = r#"
+step create timeout 30 env NEWPASSWORD=With-pw-1 $OURS create w1 --storage=directory -P
+both() { b=$1; shift; step "${b}_ours" env C="$OURS" sh -c "$*"; step "${b}_theirs" env C="$THEIRS" sh -c "$*"; }
+both with 'PASSWORD=With-pw-1 timeout 20 $C with w1 -- sh -c "pwd; exit 7"'
+both state_after_with 'timeout 10 $C inspect w1'
+step activate timeout 20 env PASSWORD=With-pw-1 $OURS activate w1
+both lock 'timeout 10 $C lock w1'
+both unlock 'PASSWORD=With-pw-1 timeout 10 $C unlock w1'
+both lock_all 'timeout 10 $C lock-all'
+both deactivate_all 'timeout 10 $C deactivate-all'
+both state_after_all 'timeout 10 $C inspect w1'
+both rebalance 'timeout 10 $C rebalance'
+both unknown_verb 'timeout 10 $C frobnicate'
+both too_few 'timeout 10 $C activate'
+both too_many 'timeout 10 $C create a b'
+# A password typed on a terminal: feed it only once the prompt shows, then check it was not
+# echoed.
+mkfifo "$D/in"
+( script -qfec "$OURS authenticate w1" /dev/null <"$D/in" >"$D/pty.out" 2>"$D/pty.err"; echo $? >"$D/pty.rc" ) &
+exec 3>"$D/in"
+i=0
+while ! grep -q 'Please enter password for user w1:' "$D/pty.out" 2>/dev/null && [ $i -lt 400 ]; do i=$((i+1)); sleep 0.05; done
+printf 'With-pw-1\n' >&3
+exec 3>&-
+wait
+"#;
+
+#[test]
+fn homectl_other_verbs_match_systemds_and_prompt_without_echo() {
+    for daemon in HomeDaemon::all() {
+        let s = run_steps(daemon, OTHER_VERBS, 120);
+        s.expect_status("create", 0);
+        s.expect_status("activate", 0);
+        let with = s.expect_status("with_ours", 7);
+        assert_eq!(
+            with.stdout, "/home/w1\n",
+            "with runs the command in the home"
+        );
+        s.expect_status("with_theirs", 7);
+        assert!(
+            s.get("state_after_with_ours")
+                .stdout
+                .contains("State: inactive")
+        );
+        for step in [
+            "lock",
+            "unlock",
+            "lock_all",
+            "deactivate_all",
+            "rebalance",
+            "unknown_verb",
+            "too_few",
+            "too_many",
+            "state_after_all",
+        ] {
+            let o = s.get(&format!("{step}_ours"));
+            let t = s.get(&format!("{step}_theirs"));
+            assert_eq!(o.status, t.status, "{step}: {} / {}", o.stderr, t.stderr);
+            assert_eq!(o.stderr, t.stderr, "{step}");
+            if step != "state_after_all" {
+                assert_eq!(o.stdout, t.stdout, "{step}");
+            }
+        }
+        assert_eq!(
+            s.get("lock_ours").status,
+            1,
+            "directory homes cannot be locked"
+        );
+        assert!(
+            s.get("state_after_all_ours")
+                .stdout
+                .contains("State: inactive")
+        );
+        let pty = s.expect_status("pty", 0);
+        assert!(
+            pty.stdout.contains("Please enter password for user w1:"),
+            "{}",
+            pty.stdout
+        );
+        assert!(
+            !pty.stdout.contains("With-pw-1"),
+            "the password was echoed: {}",
+            pty.stdout
+        );
+    }
+}
