@@ -13,6 +13,7 @@ pub mod password;
 pub mod publish;
 pub mod record;
 pub mod signing;
+pub mod storage;
 pub mod varlink;
 
 pub use record::{MachineContext, RecordError, RecordOrigin, UserRecord};

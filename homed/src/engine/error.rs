@@ -1,0 +1,141 @@
+//! What can go wrong in an operation, named by homed's bus errors (homed-spec §4.7).
+
+use std::fmt;
+
+/// One variant per error a client can tell apart; the text is the message shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineError {
+    NoSuchHome(String),
+    UidInUse(String),
+    UserNameExists(String),
+    HomeExists(String),
+    HomeAlreadyActive(String),
+    HomeAlreadyFixated(String),
+    HomeNotActive(String),
+    HomeAbsent(String),
+    HomeBusy(String),
+    BadPassword(String),
+    HomeCantAuthenticate(String),
+    BadSignature(String),
+    RecordMismatch(String),
+    RecordDowngrade(String),
+    RecordSigned(String),
+    NoPrivateKey(String),
+    HomeNotLocked(String),
+    TooManyOperations(String),
+    AuthenticationLimitHit(String),
+    RebalanceNotNeeded(String),
+    NoDiskSpace(String),
+    AccessDenied(String),
+    InvalidArgs(String),
+    NotSupported(String),
+    Failed(String),
+}
+
+impl EngineError {
+    pub fn message(&self) -> &str {
+        use EngineError::*;
+        match self {
+            NoSuchHome(m)
+            | UidInUse(m)
+            | UserNameExists(m)
+            | HomeExists(m)
+            | HomeAlreadyActive(m)
+            | HomeAlreadyFixated(m)
+            | HomeNotActive(m)
+            | HomeAbsent(m)
+            | HomeBusy(m)
+            | BadPassword(m)
+            | HomeCantAuthenticate(m)
+            | BadSignature(m)
+            | RecordMismatch(m)
+            | RecordDowngrade(m)
+            | RecordSigned(m)
+            | NoPrivateKey(m)
+            | HomeNotLocked(m)
+            | TooManyOperations(m)
+            | AuthenticationLimitHit(m)
+            | RebalanceNotNeeded(m)
+            | NoDiskSpace(m)
+            | AccessDenied(m)
+            | InvalidArgs(m)
+            | NotSupported(m)
+            | Failed(m) => m,
+        }
+    }
+
+    /// The bus error name, as homed sends it.
+    pub fn name(&self) -> &'static str {
+        use EngineError::*;
+        match self {
+            NoSuchHome(_) => "org.freedesktop.home1.NoSuchHome",
+            UidInUse(_) => "org.freedesktop.home1.UIDInUse",
+            UserNameExists(_) => "org.freedesktop.home1.UserNameExists",
+            HomeExists(_) => "org.freedesktop.home1.HomeExists",
+            HomeAlreadyActive(_) => "org.freedesktop.home1.HomeAlreadyActive",
+            HomeAlreadyFixated(_) => "org.freedesktop.home1.HomeAlreadyFixated",
+            HomeNotActive(_) => "org.freedesktop.home1.HomeNotActive",
+            HomeAbsent(_) => "org.freedesktop.home1.HomeAbsent",
+            HomeBusy(_) => "org.freedesktop.home1.HomeBusy",
+            BadPassword(_) => "org.freedesktop.home1.BadPassword",
+            HomeCantAuthenticate(_) => "org.freedesktop.home1.HomeCantAuthenticate",
+            BadSignature(_) => "org.freedesktop.home1.BadSignature",
+            RecordMismatch(_) => "org.freedesktop.home1.RecordMismatch",
+            RecordDowngrade(_) => "org.freedesktop.home1.RecordDowngrade",
+            RecordSigned(_) => "org.freedesktop.home1.RecordSigned",
+            NoPrivateKey(_) => "org.freedesktop.home1.NoPrivateKey",
+            HomeNotLocked(_) => "org.freedesktop.home1.HomeNotLocked",
+            TooManyOperations(_) => "org.freedesktop.home1.TooManyOperations",
+            AuthenticationLimitHit(_) => "org.freedesktop.home1.AuthenticationLimitHit",
+            RebalanceNotNeeded(_) => "org.freedesktop.home1.RebalanceNotNeeded",
+            NoDiskSpace(_) => "org.freedesktop.home1.NoDiskSpace",
+            AccessDenied(_) => "org.freedesktop.DBus.Error.AccessDenied",
+            InvalidArgs(_) => "org.freedesktop.DBus.Error.InvalidArgs",
+            NotSupported(_) => "org.freedesktop.DBus.Error.NotSupported",
+            Failed(_) => "org.freedesktop.DBus.Error.Failed",
+        }
+    }
+
+    /// Maps the errno a storage worker failed with to the error homed reports for it.
+    pub fn from_worker(errno: i32, user: &str, message: String) -> EngineError {
+        match errno {
+            libc::ENOEXEC => {
+                EngineError::HomeNotActive(format!("Home {user} is currently not active"))
+            }
+            libc::ENETUNREACH => EngineError::HomeAbsent(format!(
+                "Home {user} is currently missing or not plugged in"
+            )),
+            libc::EBUSY => EngineError::HomeBusy(format!(
+                "Home {user} is currently being used, or an operation on home {user} is currently being executed: {message}"
+            )),
+            libc::EEXIST => {
+                EngineError::HomeExists(format!("Home {user} exists already: {message}"))
+            }
+            libc::EALREADY => {
+                EngineError::HomeAlreadyActive(format!("Home {user} is already active"))
+            }
+            libc::ENOSPC => {
+                EngineError::NoDiskSpace(format!("Not enough disk space for home {user}"))
+            }
+            libc::ENOKEY => EngineError::BadPassword(format!(
+                "Password for home {user} is incorrect or not sufficient for authentication."
+            )),
+            libc::ENOTTY | libc::ENOLINK | libc::EPROTONOSUPPORT | libc::ESOCKTNOSUPPORT => {
+                EngineError::NotSupported(format!(
+                    "Operation not supported on the storage of home {user}"
+                ))
+            }
+            _ => EngineError::Failed(message),
+        }
+    }
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.name(), self.message())
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+pub type EngineResult<T> = Result<T, EngineError>;

@@ -1,0 +1,1473 @@
+//! The engine: every home the daemon knows, and every operation on them. The bus and varlink
+//! layers only translate; tests can drive the engine directly.
+
+pub mod error;
+pub mod refs;
+pub mod store;
+pub mod uid;
+
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use homed_shared::password::{hash_password, verify_password};
+use homed_shared::record::HOMED_SERVICE;
+use homed_shared::record::{Secret, Storage, check_suitable_for_homed};
+use homed_shared::signing::{TrustVerdict, TrustedKeys, sign_record};
+use homed_shared::storage::is_mount_point;
+use homed_shared::{MachineContext, RecordOrigin, UserRecord};
+use secrecy::ExposeSecret as _;
+use serde_json::{Map, Value, json};
+
+pub use error::{EngineError, EngineResult};
+use refs::{FifoReader, RefKind};
+use store::RecordStore;
+
+/// A failed secret costs this long (homed's BAD_PASSWORD_DELAY_USEC).
+pub const BAD_PASSWORD_DELAY: Duration = Duration::from_secs(3);
+/// A deactivation that failed because the home is busy is retried this often.
+pub const RETRY_DEACTIVATE: Duration = Duration::from_secs(15);
+/// At most this many operations may wait on one home.
+const MAX_PENDING: usize = 100;
+/// At most this many homes.
+const HOME_USERS_MAX: usize = 500;
+
+/// Fields of the status section that live in the host record file.
+const PERSISTED_STATUS: [&str; 6] = [
+    "goodAuthenticationCounter",
+    "badAuthenticationCounter",
+    "lastGoodAuthenticationUSec",
+    "lastBadAuthenticationUSec",
+    "rateLimitBeginUSec",
+    "rateLimitCount",
+];
+
+/// Where the daemon keeps things.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub record_dir: PathBuf,
+    pub home_root: String,
+    pub run_dir: PathBuf,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        let home_root = std::env::var("SYSTEMD_HOME_ROOT")
+            .ok()
+            .filter(|r| r.starts_with('/') && r.len() > 1)
+            .map(|r| r.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| "/home".into());
+        let record_dir = std::env::var("SYSTEMD_HOME_RECORD_DIR")
+            .ok()
+            .filter(|r| r.starts_with('/'))
+            .unwrap_or_else(|| "/var/lib/systemd/home".into());
+        Paths {
+            record_dir: record_dir.into(),
+            home_root,
+            run_dir: "/run/systemd/home".into(),
+        }
+    }
+}
+
+/// Who called: the UID from the bus or socket credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: u32,
+}
+
+impl Caller {
+    pub const ROOT: Caller = Caller { uid: 0 };
+    fn is_root(self) -> bool {
+        self.uid == 0
+    }
+}
+
+/// One line of ListHomes.
+#[derive(Debug, Clone)]
+pub struct HomeSummary {
+    pub name: String,
+    pub uid: u32,
+    pub state: String,
+    pub gid: u32,
+    pub real_name: String,
+    pub home_directory: String,
+    pub shell: String,
+}
+
+struct RefSlot {
+    reader: Arc<FifoReader>,
+    generation: u64,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl RefSlot {
+    /// Stops watching (the read end closes when the last clone of it is dropped).
+    fn cancel(self) {
+        self.watcher.abort();
+        drop(self.reader);
+    }
+}
+
+struct HomeData {
+    record: UserRecord,
+    signed_locally: bool,
+    transient: Option<&'static str>,
+    please: Option<RefSlot>,
+    dont: Option<RefSlot>,
+    lingering: bool,
+    pending: usize,
+}
+
+/// One home.
+pub struct Home {
+    pub name: String,
+    op: tokio::sync::Mutex<()>,
+    data: Mutex<HomeData>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn now_usec() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// The sleep-time policy: who calls LockAllHomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SleepMode {
+    Systemd,
+    Elogind,
+    Inhibitor,
+}
+
+/// A failure that must cost the bad-password delay before it is reported.
+struct Delayed(EngineError);
+
+enum AuthError {
+    Now(EngineError),
+    Delayed(Delayed),
+}
+
+impl From<EngineError> for AuthError {
+    fn from(e: EngineError) -> Self {
+        AuthError::Now(e)
+    }
+}
+
+/// Turns an authentication failure into the error to report, after the delay when one is due.
+async fn report(e: AuthError) -> EngineError {
+    match e {
+        AuthError::Now(e) => e,
+        AuthError::Delayed(Delayed(e)) => {
+            tokio::time::sleep(BAD_PASSWORD_DELAY).await;
+            e
+        }
+    }
+}
+
+pub struct Engine {
+    pub machine: MachineContext,
+    pub paths: Paths,
+    store: RecordStore,
+    keys: Mutex<TrustedKeys>,
+    homes: Mutex<BTreeMap<String, Arc<Home>>>,
+    worker_exe: PathBuf,
+    generation: Mutex<u64>,
+    pub sleep_mode: SleepMode,
+}
+
+impl Engine {
+    /// Loads the host records and the keys.
+    pub fn load(
+        machine: MachineContext,
+        paths: Paths,
+        worker_exe: PathBuf,
+        sleep_mode: SleepMode,
+    ) -> Arc<Engine> {
+        let store = RecordStore {
+            dir: paths.record_dir.clone(),
+        };
+        if let Err(e) = store.ensure_dir() {
+            eprintln!("{}: {e}", store.dir.display());
+        }
+        let mut dirs: Vec<PathBuf> = homed_shared::signing::KEY_DIRECTORIES
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        if !dirs.contains(&paths.record_dir) {
+            dirs.insert(0, paths.record_dir.clone());
+        }
+        let keys = TrustedKeys::load_from(&dirs);
+        for why in keys.ignored() {
+            eprintln!("ignoring key: {why}");
+        }
+        let engine = Engine {
+            machine,
+            paths,
+            store,
+            keys: Mutex::new(keys),
+            homes: Mutex::new(BTreeMap::new()),
+            worker_exe,
+            generation: Mutex::new(0),
+            sleep_mode,
+        };
+        for record in engine.store.load_all() {
+            let verdict = lock(&engine.keys).verdict(&record);
+            let signed_locally = match verdict {
+                Ok(TrustVerdict::SignedExclusive) => true,
+                Ok(TrustVerdict::Signed | TrustVerdict::Foreign) => false,
+                Ok(TrustVerdict::Unsigned) => {
+                    eprintln!(
+                        "{}: record is not signed at all, ignoring",
+                        record.user_name()
+                    );
+                    continue;
+                }
+                Ok(TrustVerdict::NoKey) | Err(_) => {
+                    eprintln!(
+                        "{}: record is not signed by a trusted key, ignoring",
+                        record.user_name()
+                    );
+                    continue;
+                }
+            };
+            engine.insert_home(record, signed_locally);
+        }
+        Arc::new(engine)
+    }
+
+    fn insert_home(&self, record: UserRecord, signed_locally: bool) -> Arc<Home> {
+        let name = record.user_name().to_owned();
+        let home = Arc::new(Home {
+            name: name.clone(),
+            op: tokio::sync::Mutex::new(()),
+            data: Mutex::new(HomeData {
+                record,
+                signed_locally,
+                transient: None,
+                please: None,
+                dont: None,
+                lingering: false,
+                pending: 0,
+            }),
+        });
+        lock(&self.homes).insert(name, home.clone());
+        home
+    }
+
+    /// After a restart: watch the reference FIFOs of homes that are still mounted.
+    pub fn adopt_active_homes(self: &Arc<Self>) {
+        for home in self.homes() {
+            if !self.is_active(&home) {
+                continue;
+            }
+            for kind in [RefKind::PleaseSuspend, RefKind::DontSuspend] {
+                let path = kind.fifo_path(&self.paths.run_dir, &home.name);
+                if !path.exists() {
+                    continue;
+                }
+                match self.watch_fifo(&home, kind) {
+                    Ok(()) => refs::poke(&path),
+                    Err(e) => eprintln!("{}: {e}", path.display()),
+                }
+            }
+            eprintln!("{}: home is active, picked up again", home.name);
+        }
+    }
+
+    pub fn homes(&self) -> Vec<Arc<Home>> {
+        lock(&self.homes).values().cloned().collect()
+    }
+
+    pub fn lookup(&self, name: &str) -> Option<Arc<Home>> {
+        lock(&self.homes).get(name).cloned()
+    }
+
+    pub fn lookup_uid(&self, uid: u32) -> Option<Arc<Home>> {
+        self.homes()
+            .into_iter()
+            .find(|h| self.uid_of(h) == Some(uid))
+    }
+
+    /// Looks a home up by name, or by the caller's UID when the name is empty.
+    pub fn find(&self, name: &str, caller: Caller) -> EngineResult<Arc<Home>> {
+        if name.is_empty() {
+            return self.lookup_uid(caller.uid).ok_or_else(|| {
+                EngineError::NoSuchHome(format!("Client's UID {} not managed.", caller.uid))
+            });
+        }
+        self.lookup(name)
+            .ok_or_else(|| EngineError::NoSuchHome(format!("No home for user {name} known")))
+    }
+
+    pub fn record(&self, home: &Home) -> UserRecord {
+        lock(&home.data).record.clone()
+    }
+
+    pub fn uid_of(&self, home: &Home) -> Option<u32> {
+        let data = lock(&home.data);
+        data.record.view(&self.machine).uid()
+    }
+
+    fn home_directory(&self, record: &UserRecord) -> String {
+        let view = record.view(&self.machine);
+        match view.get("homeDirectory").and_then(Value::as_str) {
+            Some(d) => d.to_owned(),
+            None => format!("{}/{}", self.paths.home_root, record.user_name()),
+        }
+    }
+
+    fn image_path(&self, record: &UserRecord) -> String {
+        let view = record.view(&self.machine);
+        if let Some(p) = view.get("imagePath").and_then(Value::as_str) {
+            return p.to_owned();
+        }
+        let base = match record.realm() {
+            Some(realm) => format!("{}@{realm}", record.user_name()),
+            None => record.user_name().to_owned(),
+        };
+        match view.storage() {
+            Some(Storage::Luks) => format!("{}/{base}.home", self.paths.home_root),
+            _ => format!("{}/{base}.homedir", self.paths.home_root),
+        }
+    }
+
+    fn is_active(&self, home: &Home) -> bool {
+        let record = self.record(home);
+        is_mount_point(&self.home_directory(&record))
+    }
+
+    /// The state string (homed-spec §4.6).
+    pub fn state(&self, home: &Home) -> String {
+        let (record, transient, lingering) = {
+            let d = lock(&home.data);
+            (d.record.clone(), d.transient, d.lingering)
+        };
+        if let Some(t) = transient {
+            return t.to_owned();
+        }
+        if is_mount_point(&self.home_directory(&record)) {
+            return if lingering { "lingering" } else { "active" }.to_owned();
+        }
+        if std::fs::symlink_metadata(self.image_path(&record)).is_err() {
+            return "absent".to_owned();
+        }
+        "inactive".to_owned()
+    }
+
+    pub fn summary(&self, home: &Home) -> HomeSummary {
+        let record = self.record(home);
+        let view = record.view(&self.machine);
+        HomeSummary {
+            name: home.name.clone(),
+            uid: view.uid().unwrap_or(u32::MAX),
+            state: self.state(home),
+            gid: view.gid().unwrap_or(u32::MAX),
+            real_name: view.gecos(),
+            home_directory: self.home_directory(&record),
+            shell: view.shell(),
+        }
+    }
+
+    pub fn list(&self) -> Vec<HomeSummary> {
+        self.homes().iter().map(|h| self.summary(h)).collect()
+    }
+
+    /// Whether `caller` may see the privileged section of `home`.
+    pub fn trusted_caller(&self, home: &Home, caller: Caller) -> bool {
+        caller.is_root() || self.uid_of(home) == Some(caller.uid)
+    }
+
+    /// The record as served to a client: binding, the live status, and the privileged section
+    /// only for root and the owner. Returns the record and whether it is incomplete.
+    pub fn served_record(&self, home: &Home, caller: Caller) -> (UserRecord, bool) {
+        let (mut record, signed_locally) = {
+            let d = lock(&home.data);
+            (d.record.clone(), d.signed_locally)
+        };
+        let mut status = self.status_of(&record);
+        status.insert("state".into(), Value::String(self.state(home)));
+        status.insert("service".into(), Value::String(HOMED_SERVICE.into()));
+        status.insert("signedLocally".into(), Value::Bool(signed_locally));
+        if let Ok(st) = nix::sys::statvfs::statvfs(self.paths.home_root.as_str()) {
+            let frsize = st.fragment_size();
+            status.insert("diskSize".into(), json!(st.blocks() * frsize));
+            status.insert("diskFree".into(), json!(st.blocks_available() * frsize));
+        }
+        record.set_status(&self.machine.machine_id, status);
+        if self.trusted_caller(home, caller) {
+            (record, false)
+        } else {
+            record.without_privileged()
+        }
+    }
+
+    fn next_generation(&self) -> u64 {
+        let mut g = lock(&self.generation);
+        *g += 1;
+        *g
+    }
+
+    /// This machine's entry of the record's status section.
+    fn status_of(&self, record: &UserRecord) -> Map<String, Value> {
+        record
+            .json()
+            .get("status")
+            .and_then(|s| s.get(&self.machine.machine_id))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Takes the operation lock of a home, refusing when too many operations wait.
+    async fn begin<'a>(&self, home: &'a Home) -> EngineResult<tokio::sync::MutexGuard<'a, ()>> {
+        {
+            let mut d = lock(&home.data);
+            if d.pending >= MAX_PENDING {
+                return Err(EngineError::TooManyOperations(
+                    "Too many client operations requested".into(),
+                ));
+            }
+            d.pending += 1;
+        }
+        let guard = home.op.lock().await;
+        lock(&home.data).pending -= 1;
+        Ok(guard)
+    }
+
+    fn set_transient(&self, home: &Home, state: Option<&'static str>) {
+        lock(&home.data).transient = state;
+    }
+
+    fn save_record(&self, home: &Home, record: UserRecord) -> EngineResult<()> {
+        self.store.save(&record).map_err(|e| {
+            EngineError::Failed(format!("Failed to write the record of {}: {e}", home.name))
+        })?;
+        lock(&home.data).record = record;
+        Ok(())
+    }
+
+    /// Changes persisted status fields of a home and writes its host record.
+    fn update_status(&self, home: &Home, change: impl FnOnce(&mut Map<String, Value>)) {
+        let mut record = self.record(home);
+        let mut status = self.status_of(&record);
+        status.retain(|k, _| PERSISTED_STATUS.contains(&k.as_str()));
+        change(&mut status);
+        record.set_status(&self.machine.machine_id, status);
+        if let Err(e) = self.save_record(home, record) {
+            eprintln!("{e}");
+        }
+    }
+
+    /// homed's rate limit: `rateLimitBurst` attempts per `rateLimitIntervalUSec`, counted in the
+    /// host record so that a restart does not reset it.
+    fn ratelimit(&self, home: &Home) -> EngineResult<()> {
+        let record = self.record(home);
+        let view = record.view(&self.machine);
+        let interval = view.rate_limit_interval_usec();
+        let burst = view.rate_limit_burst();
+        let status_map = self.status_of(&record);
+        let status = Some(&status_map);
+        let begin = status
+            .and_then(|s| s.get("rateLimitBeginUSec"))
+            .and_then(Value::as_u64);
+        let count = status
+            .and_then(|s| s.get("rateLimitCount"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let now = now_usec();
+        let (new_begin, new_count) = match begin {
+            Some(b) if b > now => (now, 1),
+            None => (now, 1),
+            Some(b) if b.saturating_add(interval) <= now => (now, 1),
+            Some(b) if count < burst => (b, count + 1),
+            Some(b) => {
+                let left = b.saturating_add(interval).saturating_sub(now);
+                return Err(EngineError::AuthenticationLimitHit(format!(
+                    "Too many login attempts, please try again in {}s!",
+                    left.div_ceil(1_000_000)
+                )));
+            }
+        };
+        self.update_status(home, |s| {
+            s.insert("rateLimitBeginUSec".into(), json!(new_begin));
+            s.insert("rateLimitCount".into(), json!(new_count));
+        });
+        Ok(())
+    }
+
+    fn count_auth(&self, home: &Home, good: bool) {
+        let (counter, last) = if good {
+            ("goodAuthenticationCounter", "lastGoodAuthenticationUSec")
+        } else {
+            ("badAuthenticationCounter", "lastBadAuthenticationUSec")
+        };
+        self.update_status(home, |s| {
+            let n = s.get(counter).and_then(Value::as_u64).unwrap_or(0);
+            s.insert(counter.into(), json!(n + 1));
+            s.insert(last.into(), json!(now_usec()));
+        });
+    }
+
+    /// Checks `secret` against `record`'s hashes, off the async threads (yescrypt is slow on
+    /// purpose).
+    async fn verify(
+        record: &UserRecord,
+        machine: &MachineContext,
+        secret: &Secret,
+        user: &str,
+    ) -> Result<(), AuthError> {
+        let view = record.view(machine);
+        let hashes: Vec<String> = view
+            .hashed_passwords()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        if hashes.is_empty() {
+            return Err(AuthError::Now(EngineError::HomeCantAuthenticate(format!(
+                "Home {user} has no password or other authentication mechanism defined."
+            ))));
+        }
+        let bad = EngineError::BadPassword(format!(
+            "Password for home {user} is incorrect or not sufficient for authentication."
+        ));
+        if secret.passwords().is_empty() {
+            return Err(AuthError::Now(bad));
+        }
+        let passwords: Vec<secrecy::SecretString> = secret
+            .passwords()
+            .iter()
+            .map(|p| secrecy::SecretString::from(p.expose_secret().to_owned()))
+            .collect();
+        let ok = tokio::task::spawn_blocking(move || {
+            passwords
+                .iter()
+                .any(|p| hashes.iter().any(|h| verify_password(p, h)))
+        })
+        .await
+        .unwrap_or(false);
+        if ok {
+            Ok(())
+        } else {
+            Err(AuthError::Delayed(Delayed(bad)))
+        }
+    }
+
+    /// Rate limit, then the secret against the host record; counts the outcome.
+    async fn authenticate_locked(&self, home: &Home, secret: &Secret) -> Result<(), AuthError> {
+        self.ratelimit(home)?;
+        let record = self.record(home);
+        match Self::verify(&record, &self.machine, secret, &home.name).await {
+            Ok(()) => {
+                self.count_auth(home, true);
+                Ok(())
+            }
+            Err(e) => {
+                if matches!(e, AuthError::Delayed(_)) || !secret.passwords().is_empty() {
+                    self.count_auth(home, false);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn require_root(caller: Caller) -> EngineResult<()> {
+        if caller.is_root() {
+            Ok(())
+        } else {
+            Err(EngineError::AccessDenied("Access denied".into()))
+        }
+    }
+
+    fn require_root_or_owner(&self, home: &Home, caller: Caller) -> EngineResult<()> {
+        if self.trusted_caller(home, caller) {
+            Ok(())
+        } else {
+            Err(EngineError::AccessDenied("Access denied".into()))
+        }
+    }
+
+    fn check_directory_storage(&self, record: &UserRecord) -> EngineResult<()> {
+        match record.view(&self.machine).storage() {
+            None | Some(Storage::Directory) => Ok(()),
+            Some(other) => Err(EngineError::NotSupported(format!(
+                "Storage type {} is not supported by this daemon yet",
+                other.as_str()
+            ))),
+        }
+    }
+
+    fn ids(&self, record: &UserRecord) -> EngineResult<(u32, u32)> {
+        let view = record.view(&self.machine);
+        match (view.uid(), view.gid()) {
+            (Some(u), Some(g)) => Ok((u, g)),
+            _ => Err(EngineError::Failed(format!(
+                "Home {} has no UID",
+                record.user_name()
+            ))),
+        }
+    }
+
+    async fn worker(&self, user: &str, request: Value) -> EngineResult<Map<String, Value>> {
+        crate::worker::run(&self.worker_exe, request)
+            .await
+            .map_err(|e| EngineError::from_worker(e.errno, user, e.message))
+    }
+
+    /// Signs `record` with the local key, creating the key on first need.
+    fn sign_locally(&self, record: &mut UserRecord) -> EngineResult<()> {
+        let mut keys = lock(&self.keys);
+        if keys.local().is_none() {
+            let key = self.store.create_signing_key().map_err(|e| {
+                EngineError::NoPrivateKey(format!("Can't create the local signing key: {e}"))
+            })?;
+            keys.set_local(key);
+        }
+        let Some(key) = keys.local() else {
+            return Err(EngineError::NoPrivateKey("No private key".into()));
+        };
+        sign_record(record, key);
+        Ok(())
+    }
+
+    /// Signs an unsigned record, or checks the signature of a signed one; returns whether the
+    /// result is signed by the local key alone.
+    fn sign_or_check(&self, record: &mut UserRecord) -> EngineResult<bool> {
+        let verdict = lock(&self.keys)
+            .verdict(record)
+            .map_err(|e| EngineError::BadSignature(e.to_string()))?;
+        match verdict {
+            TrustVerdict::Unsigned => {
+                self.sign_locally(record)?;
+                Ok(true)
+            }
+            TrustVerdict::SignedExclusive => Ok(true),
+            TrustVerdict::Signed | TrustVerdict::Foreign => Ok(false),
+            TrustVerdict::NoKey => Err(EngineError::BadSignature(format!(
+                "User record of {} is not signed by any known key, refusing.",
+                record.user_name()
+            ))),
+        }
+    }
+
+    fn parse_request(text: &str) -> EngineResult<(UserRecord, Secret)> {
+        let mut record = UserRecord::parse(text.as_bytes(), RecordOrigin::Request)
+            .map_err(|e| EngineError::InvalidArgs(format!("Failed to parse user record: {e}")))?;
+        let secret = record
+            .take_secret()
+            .map_err(|e| EngineError::InvalidArgs(format!("Failed to parse user record: {e}")))?
+            .unwrap_or_default();
+        Ok((record, secret))
+    }
+
+    /// Parses the secret argument: the inner object of the `secret` section (homed-spec §4.4).
+    pub fn parse_secret(text: &str) -> EngineResult<Secret> {
+        Secret::parse(text.as_bytes())
+            .map_err(|e| EngineError::InvalidArgs(format!("Failed to parse secret: {e}")))
+    }
+
+    fn check_name_free(&self, record: &UserRecord) -> EngineResult<()> {
+        let name = record.user_name();
+        if self.lookup(name).is_some() {
+            return Err(EngineError::UserNameExists(format!(
+                "Specified user name {name} exists already, refusing."
+            )));
+        }
+        if uid::name_known_to_system(name) {
+            return Err(EngineError::UserNameExists(format!(
+                "Specified user name {name} exists in the NSS user database, refusing."
+            )));
+        }
+        if let Some(realm) = record.realm()
+            && uid::name_known_to_system(&format!("{name}@{realm}"))
+        {
+            return Err(EngineError::UserNameExists(format!(
+                "Specified user name {name}@{realm} exists in the NSS user database, refusing."
+            )));
+        }
+        Ok(())
+    }
+
+    fn uid_in_use_by_home(&self, uid: u32) -> Option<String> {
+        self.homes()
+            .into_iter()
+            .find(|h| self.uid_of(h) == Some(uid))
+            .map(|h| h.name.clone())
+    }
+
+    /// CreateHome: checks, allocates a UID, hashes and signs, makes the storage, writes the
+    /// host record.
+    pub async fn create(&self, caller: Caller, text: &str) -> EngineResult<Arc<Home>> {
+        Self::require_root(caller)?;
+        let (mut record, secret) = Self::parse_request(text)?;
+        self.prepare_new(&mut record, &secret)?;
+        let name = record.user_name().to_owned();
+        let signed_locally = self.sign_or_check(&mut record)?;
+        let (uid, gid) = self.ids(&record)?;
+        let view = record.view(&self.machine);
+        let request = json!({
+            "op": "create",
+            "imagePath": self.image_path(&record),
+            "skeleton": view.skeleton_directory(),
+            "uid": uid,
+            "gid": gid,
+            "accessMode": view.access_mode(),
+            "identity": record.embedded_copy().to_pretty_string(),
+        });
+        if self.lookup(&name).is_some() {
+            return Err(EngineError::UserNameExists(format!(
+                "Specified user name {name} exists already, refusing."
+            )));
+        }
+        self.worker(&name, request).await?;
+        if let Err(e) = self.store.save(&record) {
+            return Err(EngineError::Failed(format!(
+                "Failed to write the record of {name}: {e}"
+            )));
+        }
+        Ok(self.insert_home(record, signed_locally))
+    }
+
+    /// The checks and fields every new record goes through (create, register).
+    fn prepare_new(&self, record: &mut UserRecord, secret: &Secret) -> EngineResult<()> {
+        check_suitable_for_homed(&record.view(&self.machine), false).map_err(|e| {
+            EngineError::InvalidArgs(format!("Refusing to manage this user record: {e}"))
+        })?;
+        if lock(&self.homes).len() >= HOME_USERS_MAX {
+            return Err(EngineError::Failed("Too many homes".into()));
+        }
+        self.check_directory_storage(record)?;
+        self.check_name_free(record)?;
+        let name = record.user_name().to_owned();
+        let view = record.view(&self.machine);
+        let uid = match view.uid() {
+            Some(uid) => {
+                if let Some(other) = self.uid_in_use_by_home(uid) {
+                    return Err(EngineError::UidInUse(format!(
+                        "Specified UID {uid} already in use by home {other}, refusing."
+                    )));
+                }
+                if uid::known_to_system(uid) {
+                    return Err(EngineError::UidInUse(format!(
+                        "Specified UID {uid} already in use by an NSS user or group, refusing."
+                    )));
+                }
+                uid
+            }
+            None => uid::allocate(&name, None, |u| self.uid_in_use_by_home(u).is_some())
+                .ok_or_else(|| {
+                    EngineError::Failed("Failed to acquire a UID for the home".into())
+                })?,
+        };
+        let storage = view.storage().unwrap_or(Storage::Directory);
+        let mut binding = Map::new();
+        binding.insert("gid".into(), json!(uid));
+        binding.insert("imagePath".into(), json!(self.image_path(record)));
+        binding.insert("storage".into(), json!(storage.as_str()));
+        binding.insert("uid".into(), json!(uid));
+        // Hash plaintext passwords the record came with but has no hash for.
+        if view.hashed_passwords().is_empty() && !secret.passwords().is_empty() {
+            let mut hashes = Vec::new();
+            for p in secret.passwords() {
+                hashes.push(Value::String(hash_password(p).map_err(|e| {
+                    EngineError::InvalidArgs(format!("Failed to hash password: {e}"))
+                })?));
+            }
+            let privileged = record
+                .json_mut()
+                .entry("privileged")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(p) = privileged {
+                p.insert("hashedPassword".into(), Value::Array(hashes));
+            }
+        }
+        record.set_binding(&self.machine.machine_id, binding);
+        Ok(())
+    }
+
+    /// AuthenticateHome.
+    pub async fn authenticate(
+        &self,
+        caller: Caller,
+        name: &str,
+        secret: &Secret,
+    ) -> EngineResult<()> {
+        let home = self.find(name, caller)?;
+        self.require_root_or_owner(&home, caller)?;
+        let guard = self.begin(&home).await?;
+        let result = self.authenticate_locked(&home, secret).await;
+        drop(guard);
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(report(e).await),
+        }
+    }
+
+    /// Mounts the home and reconciles its `.identity`; the caller holds the operation lock and
+    /// has authenticated.
+    async fn activate_locked(&self, home: &Home, secret: &Secret) -> Result<(), AuthError> {
+        let record = self.record(home);
+        self.check_directory_storage(&record)?;
+        let (uid, gid) = self.ids(&record)?;
+        let view = record.view(&self.machine);
+        let home_dir = self.home_directory(&record);
+        let request = json!({
+            "op": "activate",
+            "imagePath": self.image_path(&record),
+            "homeDirectory": home_dir,
+            "uid": uid,
+            "gid": gid,
+            "nosuid": view.mount_no_suid(),
+            "nodev": view.mount_no_devices(),
+            "noexec": view.mount_no_execute(),
+            "identity": record.embedded_copy().to_pretty_string(),
+        });
+        self.set_transient(home, Some("activating"));
+        let reply = self.worker(&home.name, request).await;
+        self.set_transient(home, None);
+        let reply = reply?;
+        let Some(text) = reply.get("identity").and_then(Value::as_str) else {
+            lock(&home.data).lingering = false;
+            return Ok(());
+        };
+        // The embedded copy is newer: it must be trusted and the password must match it too.
+        let adopted = async {
+            let embedded = UserRecord::parse(text.as_bytes(), RecordOrigin::Embedded)
+                .map_err(|e| AuthError::Now(EngineError::BadSignature(e.to_string())))?;
+            let verdict = lock(&self.keys).verdict(&embedded);
+            if !matches!(verdict, Ok(v) if v.is_trusted()) {
+                return Err(AuthError::Now(EngineError::BadSignature(format!(
+                    "The record embedded in home {} is not signed by a trusted key.",
+                    home.name
+                ))));
+            }
+            Self::verify(&embedded, &self.machine, secret, &home.name).await?;
+            let mut merged = embedded.clone();
+            for section in ["binding", "status"] {
+                if let Some(v) = record.json().get(section) {
+                    merged.json_mut().insert(section.into(), v.clone());
+                }
+            }
+            let signed_locally = matches!(verdict, Ok(TrustVerdict::SignedExclusive));
+            self.save_record(home, merged)?;
+            lock(&home.data).signed_locally = signed_locally;
+            Ok(())
+        }
+        .await;
+        if adopted.is_err() {
+            let _ = self
+                .worker(
+                    &home.name,
+                    json!({"op": "deactivate", "homeDirectory": home_dir}),
+                )
+                .await;
+        }
+        adopted
+    }
+
+    /// ActivateHome (root only in v252).
+    pub async fn activate(&self, caller: Caller, name: &str, secret: &Secret) -> EngineResult<()> {
+        let home = self.find(name, caller)?;
+        Self::require_root(caller)?;
+        let guard = self.begin(&home).await?;
+        let result = async {
+            match self.state(&home).as_str() {
+                "active" | "lingering" => {
+                    return Err(AuthError::Now(EngineError::HomeAlreadyActive(format!(
+                        "Home {} is already active.",
+                        home.name
+                    ))));
+                }
+                "absent" => {
+                    return Err(AuthError::Now(EngineError::HomeAbsent(format!(
+                        "Home {} is currently missing or not plugged in.",
+                        home.name
+                    ))));
+                }
+                _ => {}
+            }
+            self.authenticate_locked(&home, secret).await?;
+            self.activate_locked(&home, secret).await
+        }
+        .await;
+        drop(guard);
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(report(e).await),
+        }
+    }
+
+    async fn deactivate_locked(&self, home: &Home) -> EngineResult<()> {
+        let record = self.record(home);
+        let home_dir = self.home_directory(&record);
+        self.set_transient(home, Some("deactivating"));
+        let result = self
+            .worker(
+                &home.name,
+                json!({"op": "deactivate", "homeDirectory": home_dir}),
+            )
+            .await;
+        self.set_transient(home, None);
+        if result.is_ok() {
+            lock(&home.data).lingering = false;
+        }
+        result.map(|_| ())
+    }
+
+    /// DeactivateHome (root only).
+    pub async fn deactivate(&self, caller: Caller, name: &str) -> EngineResult<()> {
+        let home = self.find(name, caller)?;
+        Self::require_root(caller)?;
+        let _guard = self.begin(&home).await?;
+        if !self.is_active(&home) {
+            return Err(EngineError::HomeNotActive(format!(
+                "Home {} not active.",
+                home.name
+            )));
+        }
+        self.deactivate_locked(&home).await
+    }
+
+    /// DeactivateAllHomes (root only).
+    pub async fn deactivate_all(&self, caller: Caller) -> EngineResult<()> {
+        Self::require_root(caller)?;
+        let mut first_error = None;
+        for home in self.homes() {
+            let _guard = self.begin(&home).await?;
+            if self.is_active(&home)
+                && let Err(e) = self.deactivate_locked(&home).await
+            {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// LockAllHomes: locks every home whose references all asked for suspend. A directory home
+    /// has nothing to lock, which counts as success, as in homed.
+    pub async fn lock_all(&self, caller: Caller) -> EngineResult<()> {
+        Self::require_root(caller)?;
+        for home in self.homes() {
+            let shall_suspend = {
+                let d = lock(&home.data);
+                d.please.is_some() && d.dont.is_none()
+            };
+            if shall_suspend && self.is_active(&home) {
+                eprintln!("{}: nothing to lock for directory storage", home.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// RemoveHome.
+    pub async fn remove(&self, caller: Caller, name: &str) -> EngineResult<()> {
+        let home = self.find(name, caller)?;
+        Self::require_root(caller)?;
+        let _guard = self.begin(&home).await?;
+        if self.is_active(&home) {
+            return Err(EngineError::HomeBusy(format!(
+                "Home {} is currently being used, or an operation on home {} is currently being executed.",
+                home.name, home.name
+            )));
+        }
+        let record = self.record(&home);
+        if std::fs::symlink_metadata(self.image_path(&record)).is_ok() {
+            self.set_transient(&home, Some("removing"));
+            let r = self
+                .worker(
+                    &home.name,
+                    json!({"op": "remove", "imagePath": self.image_path(&record),
+                           "homeDirectory": self.home_directory(&record)}),
+                )
+                .await;
+            self.set_transient(&home, None);
+            r?;
+        }
+        self.forget(&home)
+    }
+
+    fn forget(&self, home: &Home) -> EngineResult<()> {
+        self.store.delete(&home.name).map_err(|e| {
+            EngineError::Failed(format!("Failed to remove the record of {}: {e}", home.name))
+        })?;
+        {
+            let mut d = lock(&home.data);
+            if let Some(s) = d.please.take() {
+                s.cancel();
+            }
+            if let Some(s) = d.dont.take() {
+                s.cancel();
+            }
+        }
+        for kind in [RefKind::PleaseSuspend, RefKind::DontSuspend] {
+            let _ = std::fs::remove_file(kind.fifo_path(&self.paths.run_dir, &home.name));
+        }
+        let _ = std::fs::remove_file(self.paths.run_dir.join(format!("{}.ref", home.name)));
+        lock(&self.homes).remove(&home.name);
+        Ok(())
+    }
+
+    /// RegisterHome: stores a record without making storage.
+    pub async fn register(&self, caller: Caller, text: &str) -> EngineResult<Arc<Home>> {
+        Self::require_root(caller)?;
+        let record = UserRecord::parse(text.as_bytes(), RecordOrigin::Host)
+            .map_err(|e| EngineError::InvalidArgs(format!("Failed to parse user record: {e}")))?;
+        if record.json().contains_key("binding") || record.json().contains_key("status") {
+            return Err(EngineError::InvalidArgs(
+                "User record carries binding or status data, refusing.".into(),
+            ));
+        }
+        let mut record = record.embedded_copy();
+        self.prepare_new(&mut record, &Secret::default())?;
+        let signed_locally = self.sign_or_check(&mut record)?;
+        self.store
+            .save(&record)
+            .map_err(|e| EngineError::Failed(format!("Failed to write the record: {e}")))?;
+        Ok(self.insert_home(record, signed_locally))
+    }
+
+    /// UnregisterHome: forgets the record, leaves the storage.
+    pub async fn unregister(&self, caller: Caller, name: &str) -> EngineResult<()> {
+        let home = self.find(name, caller)?;
+        Self::require_root(caller)?;
+        let _guard = self.begin(&home).await?;
+        if self.is_active(&home) {
+            return Err(EngineError::HomeBusy(format!(
+                "Home {} is currently being used.",
+                home.name
+            )));
+        }
+        self.forget(&home)
+    }
+
+    /// RealizeHome: makes the storage of a registered home.
+    pub async fn realize(&self, caller: Caller, name: &str, secret: &Secret) -> EngineResult<()> {
+        let home = self.find(name, caller)?;
+        Self::require_root(caller)?;
+        let _guard = self.begin(&home).await?;
+        let record = self.record(&home);
+        self.check_directory_storage(&record)?;
+        let _ = secret;
+        let (uid, gid) = self.ids(&record)?;
+        let view = record.view(&self.machine);
+        self.worker(
+            &home.name,
+            json!({
+                "op": "create",
+                "imagePath": self.image_path(&record),
+                "skeleton": view.skeleton_directory(),
+                "uid": uid, "gid": gid,
+                "accessMode": view.access_mode(),
+                "identity": record.embedded_copy().to_pretty_string(),
+            }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Writes the embedded copy of the host record into the home.
+    async fn propagate(&self, home: &Home) -> EngineResult<()> {
+        let record = self.record(home);
+        let (uid, gid) = self.ids(&record)?;
+        let image = self.image_path(&record);
+        if std::fs::symlink_metadata(&image).is_err() {
+            return Ok(());
+        }
+        self.worker(
+            &home.name,
+            json!({"op": "write-identity", "imagePath": image, "uid": uid, "gid": gid,
+                   "identity": record.embedded_copy().to_pretty_string()}),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// ChangePasswordHome.
+    pub async fn change_password(
+        &self,
+        caller: Caller,
+        name: &str,
+        new_secret: &Secret,
+        old_secret: &Secret,
+    ) -> EngineResult<()> {
+        let home = self.find(name, caller)?;
+        self.require_root_or_owner(&home, caller)?;
+        let guard = self.begin(&home).await?;
+        let result = async {
+            if !lock(&home.data).signed_locally {
+                return Err(AuthError::Now(EngineError::RecordSigned(format!(
+                    "Home {} is signed and cannot be modified locally.",
+                    home.name
+                ))));
+            }
+            self.authenticate_locked(&home, old_secret).await?;
+            if new_secret.passwords().is_empty() {
+                return self.propagate(&home).await.map_err(AuthError::Now);
+            }
+            let mut record = self.record(&home);
+            let mut hashes = Vec::new();
+            for p in new_secret.passwords() {
+                hashes.push(Value::String(hash_password(p).map_err(|e| {
+                    AuthError::Now(EngineError::InvalidArgs(format!(
+                        "Failed to hash password: {e}"
+                    )))
+                })?));
+            }
+            let previous = record.view(&self.machine).last_change_usec().unwrap_or(0);
+            let now = now_usec().max(previous + 1);
+            {
+                let json = record.json_mut();
+                let privileged = json
+                    .entry("privileged")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(p) = privileged {
+                    p.insert("hashedPassword".into(), Value::Array(hashes));
+                }
+                json.insert("lastChangeUSec".into(), json!(now));
+                json.insert("lastPasswordChangeUSec".into(), json!(now));
+            }
+            self.sign_locally(&mut record)?;
+            self.save_record(&home, record)?;
+            self.propagate(&home).await?;
+            Ok(())
+        }
+        .await;
+        drop(guard);
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(report(e).await),
+        }
+    }
+
+    /// UpdateHome: a newer record for an existing home; v252 asks for the secret too.
+    pub async fn update(&self, caller: Caller, text: &str) -> EngineResult<()> {
+        let (mut incoming, secret) = Self::parse_request(text)?;
+        let home = self.find(incoming.user_name(), caller)?;
+        Self::require_root(caller)?;
+        check_suitable_for_homed(&incoming.view(&self.machine), false).map_err(|e| {
+            EngineError::InvalidArgs(format!("Refusing to manage this user record: {e}"))
+        })?;
+        let guard = self.begin(&home).await?;
+        let result = async {
+            let current = self.record(&home);
+            if incoming.realm() != current.realm() {
+                return Err(AuthError::Now(EngineError::RecordMismatch(
+                    "Home record different from current record, refusing.".into(),
+                )));
+            }
+            let (old_lc, new_lc) = (
+                current.view(&self.machine).last_change_usec(),
+                incoming.view(&self.machine).last_change_usec(),
+            );
+            if new_lc < old_lc {
+                return Err(AuthError::Now(EngineError::RecordDowngrade(
+                    "Home record older than current record, refusing.".into(),
+                )));
+            }
+            if new_lc == old_lc && incoming.signed_text() != current.signed_text() {
+                return Err(AuthError::Now(EngineError::RecordMismatch(
+                    "Home record different but timestamp remained the same, refusing.".into(),
+                )));
+            }
+            let signed_locally = if incoming.is_unsigned() {
+                if !lock(&home.data).signed_locally {
+                    return Err(AuthError::Now(EngineError::RecordSigned(format!(
+                        "Home {} is signed and cannot be modified locally.",
+                        home.name
+                    ))));
+                }
+                self.sign_locally(&mut incoming)?;
+                true
+            } else {
+                self.sign_or_check(&mut incoming)?
+            };
+            self.authenticate_locked(&home, &secret).await?;
+            for section in ["binding", "status"] {
+                if let Some(v) = current.json().get(section) {
+                    incoming.json_mut().insert(section.into(), v.clone());
+                }
+            }
+            self.save_record(&home, incoming)?;
+            lock(&home.data).signed_locally = signed_locally;
+            self.propagate(&home).await?;
+            Ok(())
+        }
+        .await;
+        drop(guard);
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(report(e).await),
+        }
+    }
+
+    /// AcquireHome: authenticates (activating the home if needed) and returns a reference.
+    pub async fn acquire(
+        self: &Arc<Self>,
+        caller: Caller,
+        name: &str,
+        secret: &Secret,
+        please_suspend: bool,
+    ) -> EngineResult<OwnedFd> {
+        let home = self.find(name, caller)?;
+        let guard = self.begin(&home).await?;
+        let result = async {
+            match self.state(&home).as_str() {
+                "absent" => {
+                    return Err(AuthError::Now(EngineError::HomeAbsent(format!(
+                        "Home {} is currently missing or not plugged in.",
+                        home.name
+                    ))));
+                }
+                "active" | "lingering" => {
+                    self.authenticate_locked(&home, secret).await?;
+                }
+                _ => {
+                    self.authenticate_locked(&home, secret).await?;
+                    self.activate_locked(&home, secret).await?;
+                }
+            }
+            lock(&home.data).lingering = false;
+            self.new_ref(&home, please_suspend).map_err(AuthError::Now)
+        }
+        .await;
+        drop(guard);
+        match result {
+            Ok(fd) => Ok(fd),
+            Err(e) => Err(report(e).await),
+        }
+    }
+
+    /// RefHome: a reference to an active home (root only).
+    pub async fn ref_home(
+        self: &Arc<Self>,
+        caller: Caller,
+        name: &str,
+        please_suspend: bool,
+    ) -> EngineResult<OwnedFd> {
+        let home = self.find(name, caller)?;
+        Self::require_root(caller)?;
+        let _guard = self.begin(&home).await?;
+        match self.state(&home).as_str() {
+            "absent" => Err(EngineError::HomeAbsent(format!(
+                "Home {} is currently missing or not plugged in.",
+                home.name
+            ))),
+            "active" | "lingering" => {
+                lock(&home.data).lingering = false;
+                self.new_ref(&home, please_suspend)
+            }
+            _ => Err(EngineError::HomeNotActive(format!(
+                "Home {} is currently not active.",
+                home.name
+            ))),
+        }
+    }
+
+    /// ReleaseHome: deactivates the home unless it is still referenced.
+    pub async fn release(&self, caller: Caller, name: &str) -> EngineResult<()> {
+        let home = self.find(name, caller)?;
+        Self::require_root(caller)?;
+        let _guard = self.begin(&home).await?;
+        {
+            let d = lock(&home.data);
+            if d.please.is_some() || d.dont.is_some() {
+                return Err(EngineError::HomeBusy(format!(
+                    "Home {} is currently referenced.",
+                    home.name
+                )));
+            }
+        }
+        if self.is_active(&home) {
+            self.deactivate_locked(&home).await?;
+        }
+        Ok(())
+    }
+
+    fn watch_fifo(self: &Arc<Self>, home: &Arc<Home>, kind: RefKind) -> std::io::Result<()> {
+        let path = kind.fifo_path(&self.paths.run_dir, &home.name);
+        let reader = Arc::new(refs::open_reader(&path)?);
+        let generation = self.next_generation();
+        let engine = Arc::clone(self);
+        let name = home.name.clone();
+        let watched = reader.clone();
+        let watcher = tokio::spawn(async move {
+            watched.wait_hangup().await;
+            engine.on_hangup(&name, kind, generation).await;
+        });
+        let slot = RefSlot {
+            reader,
+            generation,
+            watcher,
+        };
+        let mut d = lock(&home.data);
+        match kind {
+            RefKind::PleaseSuspend => d.please = Some(slot),
+            RefKind::DontSuspend => d.dont = Some(slot),
+        }
+        Ok(())
+    }
+
+    fn new_ref(self: &Arc<Self>, home: &Home, please_suspend: bool) -> EngineResult<OwnedFd> {
+        let kind = if please_suspend {
+            RefKind::PleaseSuspend
+        } else {
+            RefKind::DontSuspend
+        };
+        let home = self.lookup(&home.name).ok_or_else(|| {
+            EngineError::NoSuchHome(format!("No home for user {} known", home.name))
+        })?;
+        let have = {
+            let d = lock(&home.data);
+            match kind {
+                RefKind::PleaseSuspend => d.please.is_some(),
+                RefKind::DontSuspend => d.dont.is_some(),
+            }
+        };
+        let failed = |e: std::io::Error| {
+            EngineError::Failed(format!("Failed to create the reference FIFO: {e}"))
+        };
+        if !have {
+            self.watch_fifo(&home, kind).map_err(failed)?;
+        }
+        refs::open_writer(&kind.fifo_path(&self.paths.run_dir, &home.name)).map_err(failed)
+    }
+
+    /// The last writer of a reference FIFO closed: drop that reference, and when none is left
+    /// deactivate the home, retrying every 15 s while it is busy (state `lingering`).
+    async fn on_hangup(self: Arc<Self>, name: &str, kind: RefKind, generation: u64) {
+        let Some(home) = self.lookup(name) else {
+            return;
+        };
+        {
+            let mut d = lock(&home.data);
+            let slot = match kind {
+                RefKind::PleaseSuspend => &mut d.please,
+                RefKind::DontSuspend => &mut d.dont,
+            };
+            if slot.as_ref().map(|s| s.generation) != Some(generation) {
+                return;
+            }
+            // This task is the slot's watcher: drop the slot without aborting it.
+            drop(slot.take());
+        }
+        let _ = std::fs::remove_file(kind.fifo_path(&self.paths.run_dir, name));
+        loop {
+            {
+                let Ok(_guard) = self.begin(&home).await else {
+                    return;
+                };
+                {
+                    let d = lock(&home.data);
+                    if d.please.is_some() || d.dont.is_some() {
+                        return;
+                    }
+                }
+                if !self.is_active(&home) {
+                    lock(&home.data).lingering = false;
+                    return;
+                }
+                match self.deactivate_locked(&home).await {
+                    Ok(()) => {
+                        eprintln!("{name}: last reference closed, home deactivated");
+                        return;
+                    }
+                    Err(EngineError::HomeBusy(_)) => {
+                        eprintln!("{name}: home busy, retrying deactivation in 15 s");
+                        lock(&home.data).lingering = true;
+                    }
+                    Err(e) => {
+                        eprintln!("{name}: deactivation failed: {e}");
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(RETRY_DEACTIVATE).await;
+            if !lock(&home.data).lingering {
+                return;
+            }
+        }
+    }
+
+    /// Operations directory storage does not have.
+    pub async fn lock_home(&self, caller: Caller, name: &str) -> EngineResult<()> {
+        let home = self.find(name, caller)?;
+        Self::require_root(caller)?;
+        if !self.is_active(&home) {
+            return Err(EngineError::HomeNotActive(format!(
+                "Home {} is not active.",
+                home.name
+            )));
+        }
+        Err(EngineError::NotSupported(format!(
+            "Home {} does not support locking.",
+            home.name
+        )))
+    }
+
+    pub async fn unlock_home(
+        &self,
+        caller: Caller,
+        name: &str,
+        _secret: &Secret,
+    ) -> EngineResult<()> {
+        let home = self.find(name, caller)?;
+        Self::require_root(caller)?;
+        Err(EngineError::HomeNotLocked(format!(
+            "Home {} is not locked.",
+            home.name
+        )))
+    }
+
+    pub async fn fixate(&self, caller: Caller, name: &str, _secret: &Secret) -> EngineResult<()> {
+        let home = self.find(name, caller)?;
+        Self::require_root(caller)?;
+        Err(EngineError::HomeAlreadyFixated(format!(
+            "Home {} is already fixated.",
+            home.name
+        )))
+    }
+
+    pub async fn resize(
+        &self,
+        caller: Caller,
+        name: &str,
+        _size: u64,
+        _secret: &Secret,
+    ) -> EngineResult<()> {
+        let home = self.find(name, caller)?;
+        Self::require_root(caller)?;
+        Err(EngineError::NotSupported(format!(
+            "Home {} is on directory storage, which has no size to change.",
+            home.name
+        )))
+    }
+
+    pub async fn rebalance(&self, caller: Caller) -> EngineResult<()> {
+        Self::require_root(caller)?;
+        Err(EngineError::RebalanceNotNeeded(
+            "No home needs rebalancing.".into(),
+        ))
+    }
+
+    /// AutoLogin: homes with `autoLogin` whose storage is present.
+    pub fn auto_login(&self) -> Vec<String> {
+        self.homes()
+            .into_iter()
+            .filter(|h| {
+                let r = self.record(h);
+                r.view(&self.machine)
+                    .get("autoLogin")
+                    .and_then(Value::as_bool)
+                    == Some(true)
+                    && self.state(h) != "absent"
+            })
+            .map(|h| h.name.clone())
+            .collect()
+    }
+}
