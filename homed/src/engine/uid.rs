@@ -54,8 +54,9 @@ pub fn siphash24(data: &[u8], key: &[u8; 16]) -> u64 {
 
 /// The UID homed derives from a user name, the same on every machine.
 pub fn hashed_uid(user_name: &str) -> u32 {
-    let span = u64::from(HOME_UID_MAX - HOME_UID_MIN + 1);
-    HOME_UID_MIN + (siphash24(user_name.as_bytes(), &UID_HASH_KEY) % span) as u32
+    // homed truncates the hash to a uid_t before taking the remainder.
+    let hash = siphash24(user_name.as_bytes(), &UID_HASH_KEY) as u32;
+    HOME_UID_MIN + hash % (HOME_UID_MAX - HOME_UID_MIN + 1)
 }
 
 /// Whether the system's user or group database knows `id` (through NSS; the daemon's own
