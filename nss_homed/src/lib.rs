@@ -16,7 +16,7 @@ pub mod guard;
 pub mod lookup;
 pub mod nsswitch;
 
-/// In a build with the `test-hooks` feature, looking up this name panics inside the lookup, so
-/// tests can check that the panic is caught.
-#[cfg(feature = "test-hooks")]
+/// In debug builds and builds with the `test-hooks` feature, looking up this name panics inside
+/// the lookup, so tests can check that the panic is caught. Release builds have no such hook.
+#[cfg(any(feature = "test-hooks", debug_assertions))]
 pub const TEST_PANIC_NAME: &str = "nss-homed-test-panic";

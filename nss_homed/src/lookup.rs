@@ -87,7 +87,7 @@ fn passwd_of(reply: &UserReply) -> Option<PasswdEntry> {
 }
 
 fn test_hook(_name: &str) {
-    #[cfg(feature = "test-hooks")]
+    #[cfg(any(feature = "test-hooks", debug_assertions))]
     #[allow(clippy::panic)]
     if _name == crate::TEST_PANIC_NAME {
         panic!("forced panic inside a lookup (test-hooks build)");

@@ -2,4 +2,5 @@
 
 pub mod homectl;
 pub mod luks;
+pub mod nss;
 pub mod world;

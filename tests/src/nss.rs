@@ -1,0 +1,262 @@
+//! Helpers for the NSS tests: running a test body inside a private world, pointing glibc at
+//! `libnss_homed.so.2` and at one of the shipped nsswitch.conf files, and publishing records
+//! the way the daemon does.
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use homed_shared::publish::{self, PUBLISH_DIR};
+use homed_shared::record::MachineContext;
+use homed_shared::signing::SigningKey;
+use homed_shared::varlink::{HOME_SOCKET, UserDatabase};
+
+use crate::world::{WorldRun, repo_root};
+
+/// Set in the environment of a test binary re-run inside a world.
+pub const IN_WORLD: &str = "HOMED_NSS_TEST_IN_WORLD";
+
+pub fn in_world() -> bool {
+    std::env::var_os(IN_WORLD).is_some()
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs the test named `test` of the current binary again, alone, inside a world set up with
+/// `options`, and fails if it fails there.
+pub fn rerun_in_world(test: &str, options: &[&str], timeout_secs: u32) -> WorldRun {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    let output = Command::new("timeout")
+        .arg("--kill-after=10")
+        .arg(timeout_secs.to_string())
+        .arg(repo_root().join("tests/sandbox/world.sh"))
+        .args(options)
+        .arg("--")
+        .arg(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(IN_WORLD, "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run world.sh: {e}"));
+    let run = WorldRun {
+        status: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    println!("--- inside the world\n{}\n{}", run.stdout, run.stderr);
+    run.assert_success();
+    assert!(
+        run.stdout.contains("1 passed"),
+        "the test did not run inside the world\n{}",
+        run.stdout
+    );
+    run
+}
+
+/// The module this build produced (`target/debug/libnss_homed.so`, next to the `deps` folder
+/// holding the test binary).
+pub fn module_path() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| panic!("test binary outside a target folder"));
+    let path = profile_dir.join("libnss_homed.so");
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace (cargo test --workspace builds it)",
+        path.display()
+    );
+    path
+}
+
+/// A folder holding `libnss_homed.so.2` for `LD_LIBRARY_PATH` (inside the world's scratch space).
+pub fn module_dir() -> PathBuf {
+    // Under the world's /run (a tmpfs), world-readable so that lookups as other users load it.
+    let dir = PathBuf::from("/run/nss-test-lib");
+    assert!(in_world(), "the module is only installed inside a world");
+    let link = dir.join("libnss_homed.so.2");
+    if link.exists() {
+        return dir;
+    }
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    symlink(module_path(), &link).unwrap_or_else(|e| panic!("{}: {e}", link.display()));
+    dir
+}
+
+/// A shipped nsswitch.conf.
+pub fn example(name: &str) -> PathBuf {
+    repo_root().join("nsswitch-examples").join(name)
+}
+
+pub const WITHOUT_SYSTEMD: &str = "without-systemd.conf";
+pub const WITH_SYSTEMD: &str = "with-systemd.conf";
+
+/// Shows `conf` as `/etc/nsswitch.conf` (inside the world's mount namespace only).
+pub fn use_nsswitch(conf: &Path) {
+    let _ = Command::new("umount")
+        .arg("/etc/nsswitch.conf")
+        .stderr(Stdio::null())
+        .status();
+    let status = Command::new("mount")
+        .arg("--bind")
+        .arg(conf)
+        .arg("/etc/nsswitch.conf")
+        .status()
+        .unwrap_or_else(|e| panic!("mount: {e}"));
+    assert!(status.success(), "cannot bind {}", conf.display());
+}
+
+/// Writes an nsswitch.conf with `text` to the world's scratch space and shows it.
+pub fn use_nsswitch_text(text: &str) {
+    let state = std::env::var("HOMED_WORLD_STATE").unwrap_or_else(|_| "/run/homed-world".into());
+    let path = Path::new(&state).join(format!("nsswitch-{}.conf", text.len()));
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    use_nsswitch(&path);
+}
+
+/// What one command printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `argv` with the module on `LD_LIBRARY_PATH`, plus `env`.
+pub fn run(argv: &[&str], env: &[(&str, &str)]) -> Ran {
+    let output = Command::new(argv[0])
+        .args(&argv[1..])
+        .env("LD_LIBRARY_PATH", module_dir())
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    Ran {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// `argv` as another user, through setpriv.
+pub fn run_as(uid: u32, argv: &[&str]) -> Ran {
+    let reuid = format!("--reuid={uid}");
+    let regid = format!("--regid={uid}");
+    let mut full = vec!["setpriv", reuid.as_str(), regid.as_str(), "--clear-groups"];
+    full.extend_from_slice(argv);
+    run(&full, &[])
+}
+
+/// Every lookup acceptance line 1 names, for `users` (name and UID): the text a user sees.
+pub fn lookups(users: &[(&str, u32)], as_uid: Option<u32>) -> String {
+    let mut out = String::new();
+    for (name, uid) in users {
+        let uid = uid.to_string();
+        for argv in [
+            vec!["getent", "passwd", name],
+            vec!["getent", "passwd", uid.as_str()],
+            vec!["getent", "group", name],
+            vec!["getent", "group", uid.as_str()],
+            vec!["getent", "shadow", name],
+            vec!["id", name],
+        ] {
+            let ran = match as_uid {
+                Some(u) => run_as(u, &argv),
+                None => run(&argv, &[]),
+            };
+            out.push_str(&format!(
+                "$ {} -> {:?}\n{}",
+                argv.join(" "),
+                ran.code,
+                ran.stdout
+            ));
+        }
+    }
+    out
+}
+
+/// Creates a directory home with systemd's homectl (password `Test-pw-123`).
+pub fn homectl_create(name: &str, extra: &[&str]) {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["60", "homectl", "create", name, "--storage=directory"])
+        .arg("--enforce-password-policy=no")
+        .args(extra)
+        .env("PASSWORD", "Test-pw-123")
+        .env("NEWPASSWORD", "Test-pw-123")
+        .stdin(Stdio::null());
+    let output = cmd.output().unwrap_or_else(|e| panic!("homectl: {e}"));
+    assert!(
+        output.status.success(),
+        "homectl create {name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs `homectl` with a timeout and the test password.
+pub fn homectl(args: &[&str]) {
+    let output = Command::new("timeout")
+        .arg("60")
+        .arg("homectl")
+        .args(args)
+        .env("PASSWORD", "Test-pw-123")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("homectl: {e}"));
+    assert!(
+        output.status.success(),
+        "homectl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Publishes every user the running daemon serves, as our daemon does, signed with `key`.
+pub fn publish_from_daemon(key: &SigningKey) -> Vec<String> {
+    let machine = MachineContext::local().unwrap_or_else(|e| panic!("machine id: {e}"));
+    let mut db = UserDatabase::connect(Path::new(HOME_SOCKET))
+        .unwrap_or_else(|e| panic!("connect to the daemon: {e}"));
+    let users = db.all_users().unwrap_or_else(|e| panic!("list users: {e}"));
+    let mut names = Vec::new();
+    for user in users {
+        assert!(!user.incomplete, "published records need root's view");
+        publish::publish(Path::new(PUBLISH_DIR), &user.record.view(&machine), key)
+            .unwrap_or_else(|e| panic!("publish: {e}"));
+        names.push(user.record.user_name().to_owned());
+    }
+    names
+}
+
+/// Stops the world's daemon and removes its socket, as after a crash.
+pub fn stop_daemon() {
+    let pid = std::env::var("HOMED_WORLD_DAEMON_PID").unwrap_or_else(|_| panic!("no daemon"));
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    wait_until(Duration::from_secs(20), "the daemon to exit", || {
+        !proc_dir.exists()
+            || std::fs::read_to_string(proc_dir.join("stat"))
+                .is_ok_and(|s| s.split(' ').nth(2) == Some("Z"))
+    });
+    let _ = std::fs::remove_file(HOME_SOCKET);
+}
+
+/// Polls `cond` until it holds, failing after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// How many times `getent passwd` (enumeration) lists `name`.
+pub fn times_listed(name: &str) -> usize {
+    let ran = run(&["getent", "passwd"], &[]);
+    ran.stdout
+        .lines()
+        .filter(|l| l.split(':').next() == Some(name))
+        .count()
+}
