@@ -49,7 +49,12 @@ impl BusError {
 }
 
 impl std::fmt::Display for BusError {
+    /// The error's message, except that access denials always read "Access denied" (the
+    /// daemon's wording is too verbose there), as systemd's tools print them.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.name == "org.freedesktop.DBus.Error.AccessDenied" {
+            return f.write_str("Access denied");
+        }
         f.write_str(&self.message)
     }
 }

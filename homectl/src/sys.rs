@@ -114,3 +114,20 @@ pub fn nss_groups_listing(user: &str) -> Vec<String> {
     }
     found
 }
+
+/// Makes `command` start with only standard input, output and error open, as systemd's
+/// homectl runs `with`'s command: descriptors homectl inherited do not reach it.
+pub fn close_other_fds_in_child(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt as _;
+    // close_range(2) flag: mark the descriptors close-on-exec instead of closing them, so
+    // that the pipe the standard library uses to report a failed exec keeps working.
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: the hook runs in the forked child before exec and only makes the close_range
+    // system call, which is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
+            Ok(())
+        });
+    }
+}

@@ -658,19 +658,30 @@ fn with(ctx: &mut Ctx, bus: &Manager, rest: &[String]) -> VerbResult {
         fd = Some(bus.acquire(&user, &s.to_json(), please_suspend)?);
         Ok(())
     })?;
+    // The reference must not leak into the command (or anything it leaves running): only
+    // this process holds it, and closes it when the command is done.
+    if let Some(fd) = &fd {
+        use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+            .map_err(|e| format!("Failed to duplicate acquired fd: {e}"))?;
+    }
     let home = bus
         .home_directory(&user)
         .map_err(|e| format!("Failed to inspect home: {e}"))?;
-    let status = std::process::Command::new(&command[0])
-        .args(&command[1..])
-        .current_dir(&home)
-        .status();
+    let mut child = std::process::Command::new(&command[0]);
+    child.args(&command[1..]).current_dir(&home);
+    crate::sys::close_other_fds_in_child(&mut child);
+    let status = child.status();
     // Closing the reference lets the daemon deactivate the home once nobody else holds it.
     drop(fd);
     let code = match status {
         Ok(s) => s.code().unwrap_or(1),
         Err(e) => {
-            eprintln!("Failed to execute {}: {e}", command[0]);
+            let why = e
+                .raw_os_error()
+                .map(|n| nix::errno::Errno::from_raw(n).desc().to_owned())
+                .unwrap_or_else(|| e.to_string());
+            eprintln!("Failed to execute {}: {why}", command[0]);
             255
         }
     };

@@ -399,6 +399,11 @@ both lock_all 'timeout 10 $C lock-all'
 both deactivate_all 'timeout 10 $C deactivate-all'
 both state_after_all 'timeout 10 $C inspect w1'
 both rebalance 'timeout 10 $C rebalance'
+both with_fds 'PASSWORD=With-pw-1 timeout 20 $C with w1 -- sh -c "ls /proc/\$\$/fd"'
+both with_missing 'PASSWORD=With-pw-1 timeout 20 $C with w1 -- /nonexistent/command'
+both nobody_inspect 'timeout 10 setpriv --reuid=65534 --regid=65534 --clear-groups $C inspect w1'
+both nobody_activate 'PASSWORD=With-pw-1 timeout 10 setpriv --reuid=65534 --regid=65534 --clear-groups $C activate w1'
+both nobody_authenticate 'PASSWORD=With-pw-1 timeout 10 setpriv --reuid=65534 --regid=65534 --clear-groups $C authenticate w1'
 both unknown_verb 'timeout 10 $C frobnicate'
 both too_few 'timeout 10 $C activate'
 both too_many 'timeout 10 $C create a b'
@@ -431,7 +436,20 @@ fn homectl_other_verbs_match_systemds_and_prompt_without_echo() {
                 .stdout
                 .contains("State: inactive")
         );
+        assert_eq!(s.expect_status("with_fds_ours", 0).stdout, "0\n1\n2\n");
+        s.expect_status("with_missing_ours", 255);
+        let nobody = &s.expect_status("nobody_inspect_ours", 0);
+        assert!(
+            nobody.stderr.contains("output incomplete"),
+            "{}",
+            nobody.stderr
+        );
+        assert!(!nobody.stdout.contains("Passwords: 1"), "{}", nobody.stdout);
         for step in [
+            "with_fds",
+            "with_missing",
+            "nobody_activate",
+            "nobody_authenticate",
             "lock",
             "unlock",
             "lock_all",
@@ -441,12 +459,13 @@ fn homectl_other_verbs_match_systemds_and_prompt_without_echo() {
             "too_few",
             "too_many",
             "state_after_all",
+            "nobody_inspect",
         ] {
             let o = s.get(&format!("{step}_ours"));
             let t = s.get(&format!("{step}_theirs"));
             assert_eq!(o.status, t.status, "{step}: {} / {}", o.stderr, t.stderr);
             assert_eq!(o.stderr, t.stderr, "{step}");
-            if step != "state_after_all" {
+            if !step.starts_with("state_after") && step != "nobody_inspect" {
                 assert_eq!(o.stdout, t.stdout, "{step}");
             }
         }
