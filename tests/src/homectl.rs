@@ -25,6 +25,45 @@ impl HomeDaemon {
             HomeDaemon::SystemdHomed => vec!["--homed-reference".into()],
         }
     }
+
+    /// The daemon's executable.
+    pub fn binary(self) -> PathBuf {
+        match self {
+            HomeDaemon::SystemdHomed => PathBuf::from("/lib/systemd/systemd-homed"),
+        }
+    }
+
+    /// `world.sh` options that start this daemon with the host records in `records` already
+    /// in `/var/lib/systemd/home` (a daemon reads them when it starts) and the keys and machine
+    /// id in `keys` and `machine_id`. The wrapper that installs them is written into `scratch`.
+    pub fn world_options_with_records(
+        self,
+        records: &Path,
+        keys: &Path,
+        machine_id: &str,
+        scratch: &Path,
+    ) -> Vec<String> {
+        let wrapper = scratch.join("start-daemon-with-records");
+        let text = format!(
+            "#!/bin/sh\nset -e\ninstall -m 0600 '{}'/*.identity /var/lib/systemd/home/\nexec '{}'\n",
+            records.display(),
+            self.binary().display()
+        );
+        std::fs::write(&wrapper, text).unwrap_or_else(|e| panic!("write wrapper: {e}"));
+        let mut perms = std::fs::metadata(&wrapper)
+            .unwrap_or_else(|e| panic!("stat wrapper: {e}"))
+            .permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&wrapper, perms).unwrap_or_else(|e| panic!("chmod: {e}"));
+        vec![
+            "--homed".into(),
+            wrapper.display().to_string(),
+            "--keys".into(),
+            keys.display().to_string(),
+            "--machine-id".into(),
+            machine_id.trim().to_owned(),
+        ]
+    }
 }
 
 /// systemd's own homectl (Debian's, v252): the behaviour ours must match.
@@ -91,6 +130,11 @@ impl Steps {
 /// homectls) and a shell function `step NAME COMMAND…` that runs the command with standard
 /// input closed and records its exit status, stdout and stderr under NAME.
 pub fn run_steps(daemon: HomeDaemon, body: &str, timeout_secs: u32) -> Steps {
+    run_steps_with(&daemon.world_options(), body, timeout_secs)
+}
+
+/// [`run_steps`] in a world started with `options`.
+pub fn run_steps_with(options: &[String], body: &str, timeout_secs: u32) -> Steps {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let script = format!(
         "OURS='{ours}'\nTHEIRS='{theirs}'\nD='{dir}'\n\
@@ -100,7 +144,6 @@ pub fn run_steps(daemon: HomeDaemon, body: &str, timeout_secs: u32) -> Steps {
         theirs = SYSTEMD_HOMECTL,
         dir = dir.path().display(),
     );
-    let options = daemon.world_options();
     let options: Vec<&str> = options.iter().map(String::as_str).collect();
     let world = run_in_world(&options, &script, timeout_secs);
     let mut steps = BTreeMap::new();

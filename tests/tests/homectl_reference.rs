@@ -4,7 +4,10 @@
 //! `HomeDaemon::all()`.
 
 use homed_shared::password::verify_password;
-use homed_tests::homectl::{HomeDaemon, Steps, assert_same_lines, mask_inspect, run_steps};
+use homed_tests::homectl::{
+    HomeDaemon, Steps, assert_same_lines, mask_inspect, run_steps, run_steps_with,
+};
+use homed_tests::world::fixtures;
 use secrecy::SecretString;
 use serde_json::Value;
 
@@ -489,6 +492,60 @@ fn homectl_other_verbs_match_systemds_and_prompt_without_echo() {
             !pty.stdout.contains("With-pw-1"),
             "the password was echoed: {}",
             pty.stdout
+        );
+    }
+}
+
+#[test]
+fn homectl_shows_systemd_homeds_fixture_records_as_systemds_does() {
+    let fixture = fixtures().join("homed-252");
+    let machine_id = std::fs::read_to_string(fixture.join("machine-id")).expect("machine-id");
+    let script = r#"
+for u in alice bob carol; do
+  step "inspect_${u}_ours" timeout 10 $OURS inspect $u
+  step "inspect_${u}_theirs" timeout 10 $THEIRS inspect $u
+  step "json_${u}_ours" timeout 10 $OURS inspect --json=pretty $u
+  step "json_${u}_theirs" timeout 10 $THEIRS inspect --json=pretty $u
+done
+step list_ours timeout 10 $OURS list
+step list_theirs timeout 10 $THEIRS list
+"#;
+    for daemon in HomeDaemon::all() {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let options = daemon.world_options_with_records(
+            &fixture.join("records"),
+            &fixture.join("keys"),
+            &machine_id,
+            scratch.path(),
+        );
+        let s = run_steps_with(&options, script, 60);
+        for user in ["alice", "bob", "carol"] {
+            let ours = &s.expect_status(&format!("inspect_{user}_ours"), 0).stdout;
+            assert!(ours.contains(&format!("   User name: {user}\n")), "{ours}");
+            assert_same_lines(
+                &lines(ours, &[]),
+                &lines(
+                    &s.expect_status(&format!("inspect_{user}_theirs"), 0).stdout,
+                    &[],
+                ),
+                &format!("inspect {user}"),
+            );
+            assert_eq!(
+                s.expect_status(&format!("json_{user}_ours"), 0).stdout,
+                s.expect_status(&format!("json_{user}_theirs"), 0).stdout
+            );
+        }
+        let carol = &s.get("inspect_carol_ours").stdout;
+        for line in [
+            "    Login OK: no (record is locked)\n",
+            "      Locked: yes\n",
+            " Passwd Chg.: max 2month 4w 1d 3h\n",
+        ] {
+            assert!(carol.contains(line), "missing {line:?} in\n{carol}");
+        }
+        assert_eq!(
+            s.expect_status("list_ours", 0).stdout,
+            s.expect_status("list_theirs", 0).stdout
         );
     }
 }
