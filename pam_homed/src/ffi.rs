@@ -29,6 +29,7 @@ unsafe extern "C" {
         cleanup: Cleanup,
     ) -> c_int;
     fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
+    fn pam_get_item(pamh: *const PamHandle, item_type: c_int, item: &mut *const c_void) -> c_int;
     fn pam_get_authtok_noverify(
         pamh: *mut PamHandle,
         authtok: *mut *const c_char,
@@ -211,7 +212,19 @@ impl Raw<'_> {
     ) -> Result<Option<Zeroizing<String>>, Code> {
         let prompt = c_string(prompt)?;
         let mut ptr: *const c_char = std::ptr::null();
-        // SAFETY: live handle, valid out pointer, NUL-terminated prompt.
+        if verify {
+            // pam_get_authtok_verify compares against *authtok: it must point to the token
+            // entered first, which pam_get_authtok_noverify left as PAM_AUTHTOK.
+            let mut item: *const c_void = std::ptr::null();
+            // SAFETY: live handle, valid out pointer; the item stays libpam's.
+            code(unsafe { pam_get_item(std::ptr::from_ref(self.0), PAM_AUTHTOK, &mut item) })?;
+            if item.is_null() {
+                return Err(Code::PAM_AUTHTOK_ERR);
+            }
+            ptr = item.cast::<c_char>();
+        }
+        // SAFETY: live handle, valid out pointer (for verify, pointing to the current
+        // PAM_AUTHTOK, as the function requires), NUL-terminated prompt.
         let rc = unsafe {
             if verify {
                 pam_get_authtok_verify(self.ptr(), &mut ptr, prompt.as_ptr())

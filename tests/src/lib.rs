@@ -3,4 +3,5 @@
 pub mod homectl;
 pub mod luks;
 pub mod nss;
+pub mod pam;
 pub mod world;
