@@ -1,6 +1,7 @@
 //! Helpers for the host integration tests.
 
 pub mod homectl;
+pub mod homed;
 pub mod luks;
 pub mod nss;
 pub mod pam;

@@ -9,8 +9,6 @@ use zbus::message::Header;
 use super::{BusError, Objects, caller, home_path, home_path_by_uid, on_engine};
 use crate::engine::{Caller, Engine};
 
-type HomeInfo = (u32, String, u32, String, String, String, OwnedObjectPath);
-type HomeInfoByUid = (String, String, u32, String, String, String, OwnedObjectPath);
 type ListEntry = (
     String,
     u32,
@@ -65,7 +63,7 @@ impl Manager {
         user_name: String,
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
-    ) -> Result<HomeInfo, BusError> {
+    ) -> Result<(u32, String, u32, String, String, String, OwnedObjectPath), BusError> {
         let who = if user_name.is_empty() {
             caller(conn, &header).await?
         } else {
@@ -96,7 +94,10 @@ impl Manager {
             "bus_path"
         )
     )]
-    async fn get_home_by_uid(&self, uid: u32) -> Result<HomeInfoByUid, BusError> {
+    async fn get_home_by_uid(
+        &self,
+        uid: u32,
+    ) -> Result<(String, String, u32, String, String, String, OwnedObjectPath), BusError> {
         let home = self
             .engine
             .lookup_uid(uid)
