@@ -59,6 +59,27 @@ impl std::fmt::Display for BusError {
     }
 }
 
+/// The C library's text for the system error behind `e`, if there is one ("No such file or
+/// directory"), as systemd's tools print it.
+fn os_error_text(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && let Some(n) = io.raw_os_error()
+        {
+            return Some(nix::errno::Errno::from_raw(n).desc().to_owned());
+        }
+        if let Some(zbus::Error::InputOutput(io) | zbus::Error::Connection(io, _)) =
+            err.downcast_ref::<zbus::Error>()
+            && let Some(n) = io.raw_os_error()
+        {
+            return Some(nix::errno::Errno::from_raw(n).desc().to_owned());
+        }
+        current = err.source();
+    }
+    None
+}
+
 /// One entry of `ListHomes`.
 pub struct HomeEntry {
     pub name: String,
@@ -95,7 +116,10 @@ impl Manager {
                 .build()
                 .await
         })
-        .map_err(|e| format!("Failed to connect to bus: {e}"))?;
+        .map_err(|e| {
+            let why = os_error_text(&e).unwrap_or_else(|| e.to_string());
+            format!("Failed to connect to bus: {why}")
+        })?;
         Ok(Manager { conn })
     }
 

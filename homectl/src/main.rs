@@ -17,6 +17,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let secrets = password::EnvSecrets::take_from_environment();
+    let program = std::env::args().next().unwrap_or_else(|| "homectl".into());
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let opts = match options::parse(&argv) {
         Ok(options::Parsed::Run(o)) => o,
@@ -25,7 +26,11 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("homectl: {e}");
+            // getopt's messages name the program as it was invoked.
+            match e.strip_prefix("homectl: ") {
+                Some(rest) => eprintln!("{program}: {rest}"),
+                None => eprintln!("{e}"),
+            }
             return ExitCode::FAILURE;
         }
     };

@@ -84,7 +84,6 @@ const LONG: &[(&str, Arg)] = &[
     ("no-pager", Arg::None),
     ("no-legend", Arg::None),
     ("no-ask-password", Arg::None),
-    ("offline", Arg::None),
     ("host", Arg::Required),
     ("machine", Arg::Required),
     ("identity", Arg::Required),
@@ -195,8 +194,8 @@ fn find_long(name: &str) -> Result<(&'static str, Arg), String> {
     let matches: Vec<_> = LONG.iter().filter(|(n, _)| n.starts_with(name)).collect();
     match matches.as_slice() {
         [one] => Ok(**one),
-        [] => Err(format!("unrecognized option '--{name}'")),
-        _ => Err(format!("option '--{name}' is ambiguous")),
+        [] => Err(format!("homectl: unrecognized option '--{name}'")),
+        _ => Err(format!("homectl: option '--{name}' is ambiguous")),
     }
 }
 
@@ -246,14 +245,16 @@ pub fn parse(argv: &[String]) -> Result<Parsed, String> {
             let (name, kind) = find_long(name)?;
             let value = match (kind, inline) {
                 (Arg::None, Some(_)) => {
-                    return Err(format!("option '--{name}' doesn't allow an argument"));
+                    return Err(format!(
+                        "homectl: option '--{name}' doesn't allow an argument"
+                    ));
                 }
                 (Arg::None, None) => None,
                 (Arg::Required, Some(v)) => Some(v),
                 (Arg::Required, None) => {
-                    let v = argv
-                        .get(i)
-                        .ok_or_else(|| format!("option '--{name}' requires an argument"))?;
+                    let v = argv.get(i).ok_or_else(|| {
+                        format!("homectl: option '--{name}' requires an argument")
+                    })?;
                     i += 1;
                     Some(v.clone())
                 }
@@ -266,15 +267,15 @@ pub fn parse(argv: &[String]) -> Result<Parsed, String> {
                 let c = chars[k];
                 k += 1;
                 let (name, kind) =
-                    short_to_long(c).ok_or_else(|| format!("invalid option -- '{c}'"))?;
+                    short_to_long(c).ok_or_else(|| format!("homectl: invalid option -- '{c}'"))?;
                 if kind == Arg::Required {
                     let rest: String = chars[k..].iter().collect();
                     let value = if !rest.is_empty() {
                         rest
                     } else {
-                        let v = argv
-                            .get(i)
-                            .ok_or_else(|| format!("option requires an argument -- '{c}'"))?;
+                        let v = argv.get(i).ok_or_else(|| {
+                            format!("homectl: option requires an argument -- '{c}'")
+                        })?;
                         i += 1;
                         v.clone()
                     };
@@ -344,10 +345,11 @@ fn apply(o: &mut Options, name: &str, v: String) -> Result<Option<String>, Strin
         }
         "home-dir" => {
             drop_if_empty!("homeDirectory");
-            if !v.starts_with('/') || v.split('/').any(|c| c == "..") || v == "/" {
-                return Err(format!("Home directory '{v}' not valid."));
+            let dir = absolute(&v)?;
+            if dir == "/" || dir.split('/').any(|c| c == ".." || c == ".") || dir.contains(':') {
+                return Err(format!("Home directory '{dir}' not valid."));
             }
-            set_str(&mut ch.extra, "homeDirectory", v.trim_end_matches('/'));
+            set_str(&mut ch.extra, "homeDirectory", &dir);
         }
         "realm" => {
             drop_if_empty!("realm");
@@ -494,8 +496,8 @@ fn apply(o: &mut Options, name: &str, v: String) -> Result<Option<String>, Strin
                 _ => "dropCaches",
             };
             drop_if_empty!(field);
-            let b =
-                parse_boolean(&v).ok_or_else(|| format!("Failed to parse {field} boolean: {v}"))?;
+            let b = parse_boolean(&v)
+                .ok_or_else(|| format!("Failed to parse {field} boolean: Invalid argument"))?;
             ch.extra.set(field, OJson::Bool(b));
         }
         "-P" => ch.extra.set("enforcePasswordPolicy", OJson::Bool(false)),
@@ -552,10 +554,11 @@ fn apply(o: &mut Options, name: &str, v: String) -> Result<Option<String>, Strin
             let n: u64 = v
                 .parse()
                 .map_err(|_| format!("Failed to parse {field} parameter: {v}"))?;
-            if name == "luks-sector-size" && (!(512..=4096).contains(&n) || !n.is_power_of_two()) {
-                return Err(format!(
-                    "Sector size not between 512 and 4096 or not a power of 2: {v}"
-                ));
+            if name == "luks-sector-size" && !(512..=4096).contains(&n) {
+                return Err(format!("Sector size not between 512 and 4096: {v}"));
+            }
+            if name == "luks-sector-size" && !n.is_power_of_two() {
+                return Err(format!("Sector size not power of 2: {v}"));
             }
             if matches!(name, "cpu-weight" | "io-weight") && !(1..=10000).contains(&n) {
                 return Err(format!("Weight {n} is out of valid weight range."));
@@ -612,7 +615,7 @@ fn apply(o: &mut Options, name: &str, v: String) -> Result<Option<String>, Strin
             };
             drop_if_empty!(field);
             let t = units::parse_timestamp(&v)
-                .map_err(|e| format!("Failed to parse {field} parameter: {e}"))?;
+                .map_err(|_| format!("Failed to parse {field} parameter: Invalid argument"))?;
             ch.extra.set(field, OJson::unsigned(t));
         }
         "password-change-min"
@@ -633,7 +636,7 @@ fn apply(o: &mut Options, name: &str, v: String) -> Result<Option<String>, Strin
             };
             drop_if_empty!(field);
             let t = units::parse_timespan(&v)
-                .map_err(|e| format!("Failed to parse {field} parameter: {e}"))?;
+                .map_err(|_| format!("Failed to parse {field} parameter: Invalid argument"))?;
             ch.extra.set(field, OJson::unsigned(t));
         }
         "storage"
@@ -697,10 +700,15 @@ fn apply(o: &mut Options, name: &str, v: String) -> Result<Option<String>, Strin
             let w: u64 = if v == "off" {
                 0
             } else {
-                v.parse()
-                    .ok()
-                    .filter(|w| (1..=10000).contains(w))
-                    .ok_or_else(|| format!("Failed to parse --rebalance-weight= argument: {v}"))?
+                let w: u64 = v
+                    .parse()
+                    .map_err(|_| format!("Failed to parse --rebalance-weight= argument: {v}"))?;
+                if !(1..=10000).contains(&w) {
+                    return Err(format!(
+                        "Rebalancing weight out of valid range 1…10000: {v}"
+                    ));
+                }
+                w
             };
             ch.extra.set("rebalanceWeight", OJson::unsigned(w));
         }
@@ -732,12 +740,13 @@ fn apply(o: &mut Options, name: &str, v: String) -> Result<Option<String>, Strin
                 "stripped" => ExportFormat::Stripped,
                 "minimal" => ExportFormat::Minimal,
                 "help" => return Ok(Some("full\nstripped\nminimal\n".into())),
-                _ => return Err(format!("Unknown export format: {v}")),
+                // systemd's homectl 252 ignores values it does not know.
+                _ => o.export_format,
             }
         }
         "and-resize" => o.and_resize = true,
         "and-change-password" => o.and_change_password = true,
-        other => return Err(format!("unrecognized option '--{other}'")),
+        other => return Err(format!("homectl: unrecognized option '--{other}'")),
     }
     Ok(None)
 }
