@@ -93,15 +93,41 @@ pub fn profile_dir() -> PathBuf {
         .unwrap_or_else(|| panic!("unexpected test binary location {}", exe.display()))
 }
 
-/// `target/<profile>/libpam_homed.so`, which `cargo build` (and `cargo test --workspace`) makes.
+/// `target/<profile>/libpam_homed.so`, built (once per test binary) with `cargo build -p
+/// pam_homed`: `cargo test` builds the crate's rlib for the tests but not its cdylib, and a
+/// stale module would test old code.
 pub fn built_module() -> PathBuf {
-    let so = profile_dir().join("libpam_homed.so");
-    assert!(
-        so.is_file(),
-        "{} is missing: build it first (cargo build -p pam_homed)",
-        so.display()
-    );
-    so
+    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let profile = profile_dir();
+        let so = profile.join("libpam_homed.so");
+        if std::env::var_os(INSIDE).is_some() {
+            // Inside the world the outer run has built it already.
+            return Ok(so);
+        }
+        let target_dir = profile.parent().map(Path::to_path_buf).unwrap_or_default();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "-p", "pam_homed", "--target-dir"])
+            .arg(&target_dir)
+            .current_dir(repo_root());
+        if profile.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        match build.output() {
+            Ok(out) if out.status.success() && so.is_file() => Ok(so),
+            Ok(out) => Err(format!(
+                "cargo build -p pam_homed failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )),
+            Err(e) => Err(format!("cannot run cargo: {e}")),
+        }
+    });
+    match built {
+        Ok(so) => so.clone(),
+        Err(why) => panic!("{why}"),
+    }
 }
 
 /// Runs `body` inside a world with `daemon` and `module`. Outside the world this starts
@@ -114,8 +140,7 @@ pub fn in_world(daemon: Daemon, module: Module, test: &str, body: impl FnOnce(&W
         world.assert_no_secret_logged();
         return;
     }
-    // Checked here, outside, so that a missing build fails with a clear message.
-    built_module();
+    let module_so = built_module();
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("no current exe: {e}"));
     let mut child = Command::new("timeout")
         .arg("--kill-after=10")
@@ -127,7 +152,7 @@ pub fn in_world(daemon: Daemon, module: Module, test: &str, body: impl FnOnce(&W
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(INSIDE, "1")
         .env(MODULE_ENV, module.as_str())
-        .env("HOMED_PAM_TEST_MODULE_SO", built_module())
+        .env("HOMED_PAM_TEST_MODULE_SO", &module_so)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
