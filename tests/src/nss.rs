@@ -12,7 +12,7 @@ use homed_shared::record::MachineContext;
 use homed_shared::signing::SigningKey;
 use homed_shared::varlink::{HOME_SOCKET, UserDatabase};
 
-use crate::world::{WorldRun, repo_root};
+use crate::world::{WorldRun, repo_root, run_in_world};
 
 /// Set in the environment of a test binary re-run inside a world.
 pub const IN_WORLD: &str = "HOMED_NSS_TEST_IN_WORLD";
@@ -30,23 +30,11 @@ pub fn is_root() -> bool {
 /// `options`, and fails if it fails there.
 pub fn rerun_in_world(test: &str, options: &[&str], timeout_secs: u32) -> WorldRun {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
-    let output = Command::new("timeout")
-        .arg("--kill-after=10")
-        .arg(timeout_secs.to_string())
-        .arg(repo_root().join("tests/sandbox/world.sh"))
-        .args(options)
-        .arg("--")
-        .arg(exe)
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(IN_WORLD, "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run world.sh: {e}"));
-    let run = WorldRun {
-        status: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
+    let script = format!(
+        "{IN_WORLD}=1 exec '{}' --exact '{test}' --nocapture --test-threads=1",
+        exe.display()
+    );
+    let run = run_in_world(options, &script, timeout_secs);
     println!("--- inside the world\n{}\n{}", run.stdout, run.stderr);
     run.assert_success();
     assert!(
@@ -195,6 +183,49 @@ pub fn homectl_create(name: &str, extra: &[&str]) {
         "homectl create {name}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// nss-systemd, as Debian configures it: the reference every answer is compared with.
+pub const NSS_SYSTEMD: &str =
+    "passwd: files systemd\ngroup: files systemd\nshadow: files systemd\n";
+
+/// Creates the users of the comparisons with systemd's homectl: a non-ASCII real name with
+/// memberOf and a custom shell (`jurgen`), a locked user (`lockie`), then `others` as plain
+/// users. Returns each name with its UID, as the daemon reports it.
+pub fn create_reference_users(others: &[&str]) -> Vec<(String, u32)> {
+    homectl_create(
+        "jurgen",
+        &[
+            "--real-name=Jürgen Ñandú-Øster",
+            "--member-of=users",
+            "--shell=/bin/sh",
+        ],
+    );
+    homectl_create("lockie", &[]);
+    homectl(&["update", "lockie", "--locked=yes"]);
+    for name in others {
+        homectl_create(name, &[]);
+    }
+    let machine = MachineContext::local().unwrap_or_else(|e| panic!("machine id: {e}"));
+    let mut db = UserDatabase::connect(Path::new(HOME_SOCKET))
+        .unwrap_or_else(|e| panic!("connect to the daemon: {e}"));
+    ["jurgen", "lockie"]
+        .iter()
+        .chain(others)
+        .map(|name| {
+            let user = db
+                .user_by_name(name)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| panic!("the daemon does not know {name}"));
+            let uid = user
+                .record
+                .view(&machine)
+                .uid()
+                .unwrap_or_else(|| panic!("{name} has no UID"));
+            (name.to_string(), uid)
+        })
+        .collect()
 }
 
 /// Runs `homectl` with a timeout and the test password.

@@ -7,34 +7,10 @@ use std::fs;
 use std::path::Path;
 
 use homed_shared::publish::{self, PUBLISH_DIR};
-use homed_shared::record::{MachineContext, RecordOrigin, UserRecord};
+use homed_shared::record::{RecordOrigin, UserRecord};
 use homed_shared::signing::SigningKey;
-use homed_shared::varlink::{HOME_SOCKET, UserDatabase};
+use homed_shared::varlink::HOME_SOCKET;
 use homed_tests::nss::*;
-
-const NSS_SYSTEMD: &str = "passwd: files systemd\ngroup: files systemd\nshadow: files systemd\n";
-
-fn create_users() -> Vec<(String, u32)> {
-    homectl_create(
-        "jurgen",
-        &[
-            "--real-name=Jürgen Ñandú-Øster",
-            "--member-of=users",
-            "--shell=/bin/sh",
-        ],
-    );
-    homectl_create("lockie", &[]);
-    homectl(&["update", "lockie", "--locked=yes"]);
-    let machine = MachineContext::local().unwrap();
-    let mut db = UserDatabase::connect(Path::new(HOME_SOCKET)).unwrap();
-    ["jurgen", "lockie"]
-        .iter()
-        .map(|n| {
-            let user = db.user_by_name(n).unwrap().unwrap();
-            (n.to_string(), user.record.view(&machine).uid().unwrap())
-        })
-        .collect()
-}
 
 /// Replaces a published file the way the daemon does (write, then rename).
 fn replace(path: &Path, bytes: &[u8]) {
@@ -62,7 +38,7 @@ fn published_records_answer_like_nss_systemd_and_survive_the_daemon() {
         );
         return;
     }
-    let owned = create_users();
+    let owned = create_reference_users(&[]);
     let users: Vec<(&str, u32)> = owned.iter().map(|(n, u)| (n.as_str(), *u)).collect();
     use_nsswitch_text(NSS_SYSTEMD);
     let expected = lookups(&users, None);

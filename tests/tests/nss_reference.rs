@@ -3,41 +3,7 @@
 //! nss-systemd prints for the same users, hashes stay hidden from other users, and enumeration
 //! lists each user once with either shipped file.
 
-use std::path::Path;
-
-use homed_shared::record::MachineContext;
-use homed_shared::varlink::{HOME_SOCKET, UserDatabase};
 use homed_tests::nss::*;
-
-/// nss-systemd, as Debian configures it.
-const NSS_SYSTEMD: &str =
-    "passwd: files systemd\ngroup: files systemd\nshadow: files systemd\n";
-
-/// The users of these tests: a non-ASCII real name with memberOf and a custom shell, a locked
-/// user, and a plain one.
-fn create_users() -> Vec<(String, u32)> {
-    homectl_create(
-        "jurgen",
-        &[
-            "--real-name=Jürgen Ñandú-Øster",
-            "--member-of=users",
-            "--shell=/bin/sh",
-        ],
-    );
-    homectl_create("lockie", &[]);
-    homectl(&["update", "lockie", "--locked=yes"]);
-    homectl_create("plain", &[]);
-    let machine = MachineContext::local().unwrap();
-    let mut db = UserDatabase::connect(Path::new(HOME_SOCKET)).unwrap();
-    ["jurgen", "lockie", "plain"]
-        .iter()
-        .map(|n| {
-            let user = db.user_by_name(n).unwrap().unwrap();
-            let uid = user.record.view(&machine).uid().unwrap();
-            (n.to_string(), uid)
-        })
-        .collect()
-}
 
 fn as_refs(users: &[(String, u32)]) -> Vec<(&str, u32)> {
     users.iter().map(|(n, u)| (n.as_str(), *u)).collect()
@@ -57,7 +23,7 @@ fn lookups_through_systemd_homed_match_nss_systemd() {
         );
         return;
     }
-    let owned = create_users();
+    let owned = create_reference_users(&["plain"]);
     let users = as_refs(&owned);
 
     use_nsswitch_text(NSS_SYSTEMD);

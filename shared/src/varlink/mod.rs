@@ -11,3 +11,6 @@ mod userdb;
 pub use client::{Client, DEFAULT_TIMEOUT, Reply, VarlinkError};
 pub use frame::{FrameDecoder, FrameError, MAX_FRAME_BYTES, encode_frame};
 pub use userdb::{GroupReply, HOME_SOCKET, Membership, UserDatabase, UserReply};
+
+#[cfg(test)]
+mod tests;
