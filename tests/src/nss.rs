@@ -5,6 +5,7 @@
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use homed_shared::publish::{self, PUBLISH_DIR};
@@ -29,6 +30,8 @@ pub fn is_root() -> bool {
 /// Runs the test named `test` of the current binary again, alone, inside a world set up with
 /// `options`, and fails if it fails there.
 pub fn rerun_in_world(test: &str, options: &[&str], timeout_secs: u32) -> WorldRun {
+    // Build the module out here: inside, the test only finds it.
+    module_path();
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
     let script = format!(
         "{IN_WORLD}=1 exec '{}' --exact '{test}' --nocapture --test-threads=1",
@@ -45,21 +48,42 @@ pub fn rerun_in_world(test: &str, options: &[&str], timeout_secs: u32) -> WorldR
     run
 }
 
-/// The module this build produced (`target/debug/libnss_homed.so`, next to the `deps` folder
-/// holding the test binary).
+/// `target/<profile>/libnss_homed.so`. `cargo test` builds the crate's rlib but not its cdylib,
+/// so outside a world the module is built here, once per test binary, with `cargo build -p
+/// nss_homed` into the same target folder (a debug build also has the test panic hook).
 pub fn module_path() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or_else(|| panic!("test binary outside a target folder"));
-    let path = profile_dir.join("libnss_homed.so");
-    assert!(
-        path.exists(),
-        "{} is missing: build the workspace (cargo test --workspace builds it)",
-        path.display()
-    );
-    path
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+        let profile = exe
+            .parent()
+            .and_then(Path::parent)
+            .ok_or("the test binary is not in a target folder")?;
+        let so = profile.join("libnss_homed.so");
+        if in_world() {
+            return Ok(so);
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "-p", "nss_homed", "--target-dir"])
+            .arg(profile.parent().unwrap_or(profile))
+            .current_dir(repo_root());
+        if profile.ends_with("release") {
+            build.arg("--release");
+        }
+        let out = build
+            .output()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !out.status.success() || !so.is_file() {
+            return Err(format!(
+                "cargo build -p nss_homed failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(so)
+    });
+    built.clone().unwrap_or_else(|why| panic!("{why}"))
 }
 
 /// A folder holding `libnss_homed.so.2` for `LD_LIBRARY_PATH` (inside the world's scratch space).
