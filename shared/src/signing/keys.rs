@@ -35,9 +35,15 @@ impl SigningKey {
             .map_err(|_| KeyError::BadPrivateKey)
     }
 
-    /// `-----BEGIN PRIVATE KEY-----` text, in zeroizing memory.
+    /// `-----BEGIN PRIVATE KEY-----` text, in zeroizing memory: PKCS#8 version 1 (the seed
+    /// only), the form OpenSSL writes and the only one OpenSSL 3.0 (and so systemd-homed on
+    /// Debian 12) reads back.
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, KeyError> {
-        self.0
+        let keypair = ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.0.to_bytes(),
+            public_key: None,
+        };
+        keypair
             .to_pkcs8_pem(LineEnding::LF)
             .map(|pem| Zeroizing::new(pem.to_string()))
             .map_err(|_| KeyError::BadPrivateKey)
@@ -75,5 +81,22 @@ impl PublicKey {
         };
         let signature = ed25519_dalek::Signature::from_bytes(&bytes);
         self.0.verify(message, &signature).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_key_pem_is_pkcs8_v1_as_openssl_writes() {
+        let key = SigningKey::generate().unwrap();
+        let pem = key.to_pkcs8_pem().unwrap();
+        // 48 bytes of DER: 30 2e 02 01 00 (version 1) ... the 32-byte seed, no public key.
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        assert!(body.starts_with("MC4CAQAwBQYDK2VwBCIEI"), "{body}");
+        assert_eq!(body.len(), 64);
+        let back = SigningKey::from_pkcs8_pem(&pem).unwrap();
+        assert_eq!(back.public_key(), key.public_key());
     }
 }
