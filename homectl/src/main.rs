@@ -2,6 +2,7 @@
 //! with the verbs, options, output and exit status of systemd's homectl 252.
 
 mod bus;
+mod color;
 mod help;
 mod identity;
 mod ojson;

@@ -121,29 +121,54 @@ impl OJson {
 
     /// Compact text (sd-json's flags 0 form).
     pub fn to_compact(&self) -> String {
+        self.render(false, false)
+    }
+
+    /// Pretty text (tabs, `" : "` separators, no final newline: sd-json's PRETTY form) or
+    /// compact text, with sd-json's terminal colors if `color` is set (strings
+    /// green, numbers bold blue, `true`/`false`/`null` bold).
+    pub fn render(&self, pretty: bool, color: bool) -> String {
         let mut out = String::new();
-        self.write(&mut out, None, 0);
+        self.write(&mut out, Style { pretty, color }, 0);
         out
     }
 
-    /// Pretty text with tabs, `" : "` separators, no final newline (sd-json's PRETTY form).
-    pub fn to_pretty(&self) -> String {
-        let mut out = String::new();
-        self.write(&mut out, Some(()), 0);
-        out
-    }
-
-    fn write(&self, out: &mut String, pretty: Option<()>, level: usize) {
+    fn write(&self, out: &mut String, style: Style, level: usize) {
+        let pretty = style.pretty.then_some(());
+        const NORMAL: &str = "\x1B[0m";
+        let colored = |out: &mut String, code: &str, text: &str| {
+            if style.color {
+                out.push_str(code);
+                out.push_str(text);
+                out.push_str(NORMAL);
+            } else {
+                out.push_str(text);
+            }
+        };
+        let string = |out: &mut String, text: &str| {
+            if style.color {
+                let mut quoted = String::new();
+                write_string(&mut quoted, text);
+                let inner = &quoted[1..quoted.len() - 1];
+                out.push('"');
+                out.push_str("\x1B[0;32m");
+                out.push_str(inner);
+                out.push_str(NORMAL);
+                out.push('"');
+            } else {
+                write_string(out, text);
+            }
+        };
         let indent = |out: &mut String, level: usize| {
             for _ in 0..level {
                 out.push('\t');
             }
         };
         match self {
-            OJson::Null => out.push_str("null"),
-            OJson::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            OJson::Number(n) => out.push_str(n),
-            OJson::String(s) => write_string(out, s),
+            OJson::Null => colored(out, "\x1B[0;1;39m", "null"),
+            OJson::Bool(b) => colored(out, "\x1B[0;1;39m", if *b { "true" } else { "false" }),
+            OJson::Number(n) => colored(out, "\x1B[0;1;34m", n),
+            OJson::String(s) => string(out, s),
             OJson::Array(items) if items.is_empty() => out.push_str("[]"),
             OJson::Object(entries) if entries.is_empty() => out.push_str("{}"),
             OJson::Array(items) => {
@@ -156,7 +181,7 @@ impl OJson {
                         out.push('\n');
                         indent(out, level + 1);
                     }
-                    item.write(out, pretty, level + 1);
+                    item.write(out, style, level + 1);
                 }
                 if pretty.is_some() {
                     out.push('\n');
@@ -174,9 +199,9 @@ impl OJson {
                         out.push('\n');
                         indent(out, level + 1);
                     }
-                    write_string(out, k);
+                    string(out, k);
                     out.push_str(if pretty.is_some() { " : " } else { ":" });
-                    v.write(out, pretty, level + 1);
+                    v.write(out, style, level + 1);
                 }
                 if pretty.is_some() {
                     out.push('\n');
@@ -194,6 +219,12 @@ impl OJson {
 }
 
 pub use homed_shared::json::write_string;
+
+#[derive(Clone, Copy)]
+struct Style {
+    pretty: bool,
+    color: bool,
+}
 
 const MAX_DEPTH: usize = 128;
 
@@ -339,7 +370,7 @@ mod tests {
         let v = OJson::parse(text).unwrap();
         assert_eq!(v.to_compact(), text);
         assert_eq!(
-            v.to_pretty(),
+            v.render(true, false),
             "{\n\t\"b\" : 1,\n\t\"a\" : [\n\t\ttrue,\n\t\tnull,\n\t\t\"x\\ny\"\n\t],\n\t\"c\" : {},\n\t\"d\" : []\n}"
         );
     }
@@ -354,6 +385,15 @@ mod tests {
         assert_eq!(v.to_compact(), r#"{"a":3,"c":false}"#);
         v.merge(&OJson::parse(r#"{"a":4,"d":[]}"#).unwrap());
         assert_eq!(v.to_compact(), r#"{"c":false,"a":4,"d":[]}"#);
+    }
+
+    #[test]
+    fn colors_as_sd_json() {
+        let v = OJson::parse(r#"{"a":[1,true,null]}"#).unwrap();
+        assert_eq!(
+            v.render(false, true),
+            "{\"\x1B[0;32ma\x1B[0m\":[\x1B[0;1;34m1\x1B[0m,\x1B[0;1;39mtrue\x1B[0m,\x1B[0;1;39mnull\x1B[0m]}"
+        );
     }
 
     #[test]

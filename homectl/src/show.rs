@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use homed_shared::record::RecordView;
 use serde_json::Value;
 
+use crate::color;
 use crate::units::{USEC_PER_SEC, format_bytes, format_timespan, format_timestamp, now_usec};
 use crate::userdb;
 
@@ -157,7 +158,14 @@ pub fn render(v: &RecordView<'_>, incomplete: bool) -> String {
     };
     let _ = writeln!(o, "   User name: {name_and_realm}");
     if let Some(state) = v.status("state").and_then(Value::as_str) {
-        let _ = writeln!(o, "       State: {state}");
+        match color::for_state(state) {
+            Some(c) if color::enabled() => {
+                let _ = writeln!(o, "       State: {c}{state}{}", color::normal());
+            }
+            _ => {
+                let _ = writeln!(o, "       State: {state}");
+            }
+        }
     }
     let disposition = f.str("disposition").map(str::to_owned).or_else(|| {
         v.disposition()
@@ -175,7 +183,9 @@ pub fn render(v: &RecordView<'_>, incomplete: bool) -> String {
         if t > now {
             let _ = writeln!(
                 o,
-                "              Modification time lies in the future, system clock wrong?"
+                "              {}Modification time lies in the future, system clock wrong?{}",
+                color::highlight_yellow(),
+                color::normal()
             );
         }
     }
@@ -186,40 +196,67 @@ pub fn render(v: &RecordView<'_>, incomplete: bool) -> String {
     }
 
     let shell = v.shell();
+    let (red, green, yellow, bold, normal) = (
+        color::highlight_red(),
+        color::highlight_green(),
+        color::highlight_yellow(),
+        color::highlight(),
+        color::normal(),
+    );
     if f.bool("locked") == Some(true) {
-        let _ = writeln!(o, "    Login OK: no (record is locked)");
+        let _ = writeln!(o, "    Login OK: {red}no{normal} (record is locked)");
     } else if f.u64("notBeforeUSec").is_some_and(|t| now < t) {
-        let _ = writeln!(o, "    Login OK: no (record not valid yet))");
+        let _ = writeln!(o, "    Login OK: {red}no{normal} (record not valid yet))");
     } else if f.u64("notAfterUSec").is_some_and(|t| now > t) {
-        let _ = writeln!(o, "    Login OK: no (record not valid anymore))");
+        let _ = writeln!(
+            o,
+            "    Login OK: {red}no{normal} (record not valid anymore))"
+        );
     } else if NOLOGIN_SHELLS.contains(&shell.as_str()) {
-        let _ = writeln!(o, "    Login OK: no (nologin shell)");
+        let _ = writeln!(o, "    Login OK: {red}no{normal} (nologin shell)");
     } else if next_try(&f).is_some_and(|t| t > now) {
-        let _ = writeln!(o, "    Login OK: no (ratelimit)");
+        let _ = writeln!(o, "    Login OK: {red}no{normal} (ratelimit)");
     } else {
-        let _ = writeln!(o, "    Login OK: yes");
+        let _ = writeln!(o, "    Login OK: {green}yes{normal}");
     }
 
     let hashes = v.hashed_passwords();
     match password_state(&f) {
-        PasswordState::ChangeNow => o.push_str(" Password OK: change now\n"),
-        PasswordState::Expired => o.push_str(" Password OK: expired (change now!)\n"),
-        PasswordState::ExpiredForGood => o.push_str(" Password OK: expired (for good)\n"),
-        PasswordState::ExpiresSoon => o.push_str(" Password OK: expires soon\n"),
-        PasswordState::NoTimestamp => o.push_str(" Password OK: no timestamp\n"),
-        PasswordState::ChangeNotPermitted => o.push_str(" Password OK: change not permitted\n"),
-        PasswordState::Future => o.push_str(" Password OK: last password change in future\n"),
+        PasswordState::ChangeNow => {
+            let _ = writeln!(o, " Password OK: {yellow}change now{normal}");
+        }
+        PasswordState::Expired => {
+            let _ = writeln!(o, " Password OK: {yellow}expired{normal} (change now!)");
+        }
+        PasswordState::ExpiredForGood => {
+            let _ = writeln!(o, " Password OK: {red}expired{normal} (for good)");
+        }
+        PasswordState::ExpiresSoon => {
+            let _ = writeln!(o, " Password OK: {yellow}expires soon{normal}");
+        }
+        PasswordState::NoTimestamp => {
+            let _ = writeln!(o, " Password OK: {red}no timestamp{normal}");
+        }
+        PasswordState::ChangeNotPermitted => {
+            let _ = writeln!(o, " Password OK: {yellow}change not permitted{normal}");
+        }
+        PasswordState::Future => {
+            let _ = writeln!(
+                o,
+                " Password OK: {yellow}last password change in future{normal}"
+            );
+        }
         PasswordState::Fine => {
             if hashes.is_empty() {
                 if !incomplete {
-                    o.push_str(" Password OK: no (none set)\n");
+                    let _ = writeln!(o, " Password OK: {bold}no{normal} (none set)");
                 }
             } else if hashes.contains(&"") {
-                o.push_str(" Password OK: no (empty set)\n");
+                let _ = writeln!(o, " Password OK: {red}no{normal} (empty set)");
             } else if hashes.iter().any(|h| h.starts_with('$')) {
-                o.push_str(" Password OK: yes\n");
+                let _ = writeln!(o, " Password OK: {green}yes{normal}");
             } else {
-                o.push_str(" Password OK: no (locked)\n");
+                let _ = writeln!(o, " Password OK: {bold}no{normal} (locked)");
             }
         }
     }
@@ -458,9 +495,16 @@ pub fn render(v: &RecordView<'_>, incomplete: bool) -> String {
         match disk_size.filter(|s| *s > 0) {
             Some(size) => {
                 let permille = u128::from(free) * 1000 / u128::from(size);
+                let (on, off) = if permille <= 100 && free < 1 << 30 {
+                    (red, normal)
+                } else if permille <= 250 && free < 2 << 30 {
+                    (yellow, normal)
+                } else {
+                    ("", "")
+                };
                 let _ = writeln!(
                     o,
-                    "   Disk Free: {} (= {}.{}%)",
+                    "   Disk Free: {on}{} (= {}.{}%){off}",
                     format_bytes(free),
                     permille / 10,
                     permille % 10
@@ -496,7 +540,7 @@ pub fn render(v: &RecordView<'_>, incomplete: bool) -> String {
         } else {
             let _ = writeln!(
                 o,
-                "    Next Try: in {}",
+                "    Next Try: {red}in {}{normal}",
                 format_timespan(t - now, USEC_PER_SEC)
             );
         }
@@ -579,7 +623,12 @@ pub fn render(v: &RecordView<'_>, incomplete: bool) -> String {
         let _ = writeln!(o, "Recovery Key: {}", recovery.len());
     }
     if hashes.is_empty() {
-        o.push_str("   Passwords: none\n");
+        let regular = f.str("disposition").map_or(
+            v.disposition() == Some(homed_shared::record::Disposition::Regular),
+            |d| d == "regular",
+        );
+        let on = if regular { yellow } else { normal };
+        let _ = writeln!(o, "   Passwords: {on}none{normal}");
     } else {
         let _ = writeln!(o, "   Passwords: {}", hashes.len());
     }

@@ -182,11 +182,10 @@ fn list(ctx: &Ctx, bus: &Manager) -> VerbResult {
             })
             .collect();
         let table = OJson::Array(rows);
-        if json == JsonMode::Pretty {
-            println!("{}", table.to_pretty());
-        } else {
-            println!("{}", table.to_compact());
-        }
+        println!(
+            "{}",
+            table.render(json == JsonMode::Pretty, json_colors(ctx.opts.json))
+        );
         return Ok(0);
     }
     if !homes.is_empty() {
@@ -213,15 +212,38 @@ fn list(ctx: &Ctx, bus: &Manager) -> VerbResult {
                 *w = (*w).max(cell.chars().count());
             }
         }
-        for row in &rows {
+        let colors = crate::color::enabled();
+        for (i, row) in rows.iter().enumerate() {
+            let header = ctx.opts.legend && i == 0;
             let mut line = String::new();
             for (j, cell) in row.iter().enumerate() {
+                // The state column is colored by state, the header is underlined throughout.
+                let cell_color = if header || j != 3 {
+                    None
+                } else {
+                    crate::color::for_state(cell)
+                };
+                if colors && header {
+                    line.push_str(crate::color::underline());
+                }
                 if j > 0 {
                     line.push(' ');
                 }
-                line.push_str(cell);
-                if j + 1 < row.len() {
-                    line.push_str(&" ".repeat(widths[j] - cell.chars().count()));
+                if colors && let Some(c) = cell_color {
+                    if header {
+                        line.push_str(crate::color::NORMAL_CODE);
+                    }
+                    line.push_str(c);
+                }
+                let mut text = cell.clone();
+                text.push_str(&" ".repeat(widths[j] - cell.chars().count()));
+                // Trailing blanks of the last column go, unless colors mark its extent.
+                if j + 1 == row.len() && (!colors || (cell_color.is_none() && !header)) {
+                    text.truncate(text.trim_end().len());
+                }
+                line.push_str(&text);
+                if colors && (cell_color.is_some() || header) {
+                    line.push_str(crate::color::NORMAL_CODE);
                 }
             }
             println!("{line}");
@@ -243,6 +265,11 @@ fn effective_json(mode: JsonMode) -> JsonMode {
         JsonMode::Auto => JsonMode::Short,
         other => other,
     }
+}
+
+/// JSON is colored on a terminal, except with `--json=short`.
+fn json_colors(mode: JsonMode) -> bool {
+    mode != JsonMode::Short && crate::color::enabled()
 }
 
 fn machine() -> Result<MachineContext, String> {
@@ -293,11 +320,10 @@ fn inspect(ctx: &Ctx, bus: &Manager, rest: &[String]) -> VerbResult {
                 if ctx.opts.export_format == ExportFormat::Minimal {
                     v.filter(&["signature".into()]);
                 }
-                if mode == JsonMode::Pretty {
-                    println!("{}", v.to_pretty());
-                } else {
-                    println!("{}", v.to_compact());
-                }
+                println!(
+                    "{}",
+                    v.render(mode == JsonMode::Pretty, json_colors(ctx.opts.json))
+                );
             }
         }
     }

@@ -420,6 +420,12 @@ both bad_realname 'timeout 10 $C create x --real-name=a:b'
 both no_change 'timeout 10 $C update w1'
 both too_few 'timeout 10 $C activate'
 both too_many 'timeout 10 $C create a b'
+# On a terminal both color their output the same way.
+tty_both() { b=$1; shift; step "${b}_ours" env TERM=xterm-256color script -qec "$OURS --no-pager $*" /dev/null; step "${b}_theirs" env TERM=xterm-256color script -qec "$THEIRS --no-pager $*" /dev/null; }
+tty_both tty_list list
+tty_both tty_inspect inspect w1
+tty_both tty_json -j inspect w1
+tty_both tty_listjson --json=pretty list
 # A password typed on a terminal: feed it only once the prompt shows, then check it was not
 # echoed.
 mkfifo "$D/in"
@@ -506,6 +512,29 @@ fn homectl_other_verbs_match_systemds_and_prompt_without_echo() {
             s.get("state_after_all_ours")
                 .stdout
                 .contains("State: inactive")
+        );
+        for step in ["tty_list", "tty_json", "tty_listjson"] {
+            let o = s.expect_status(&format!("{step}_ours"), 0);
+            assert!(
+                o.stdout.contains("\x1B["),
+                "{step}: no colors: {}",
+                o.stdout
+            );
+            assert_eq!(
+                o.stdout,
+                s.expect_status(&format!("{step}_theirs"), 0).stdout,
+                "{step}"
+            );
+        }
+        let tty = &s.expect_status("tty_inspect_ours", 0).stdout;
+        assert!(tty.contains("Login OK: \x1B[0;1;32myes\x1B[0m"), "{tty}");
+        assert_same_lines(
+            &lines(tty, TOLERATED_BETWEEN_CALLS),
+            &lines(
+                &s.expect_status("tty_inspect_theirs", 0).stdout,
+                TOLERATED_BETWEEN_CALLS,
+            ),
+            "inspect on a terminal",
         );
         let pty = s.expect_status("pty", 0);
         assert!(
