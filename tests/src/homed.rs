@@ -42,7 +42,7 @@ pub fn policy_dir() -> tempfile::TempDir {
 /// - `stop_daemon [-9]`: stop `$DAEMON` and wait until the name is free;
 /// - `call METHOD ARGS...`: a Manager method through dbus-send, printing the reply or the error
 ///   name;
-/// - `wait_for CMD...`: poll a command for 20 s at most.
+/// - `wait_for CMD...`: poll a command for `$WAIT` seconds at most (default 20).
 pub fn script_prelude() -> String {
     format!(
         r#"
@@ -50,7 +50,7 @@ HOMED_BIN='{bin}'
 wait_for() {{
     i=0
     while ! "$@" >/dev/null 2>&1; do
-        i=$((i+1)); [ $i -lt 400 ] || {{ echo "timed out waiting for: $*"; return 1; }}
+        i=$((i+1)); [ $i -lt $((${{WAIT:-20}} * 20)) ] || {{ echo "timed out waiting for: $*"; return 1; }}
         sleep 0.05
     done
 }}
