@@ -93,7 +93,45 @@ pub struct HomeEntry {
 
 /// A connection to the Manager object.
 pub struct Manager {
-    conn: zbus::Connection,
+    proxy: zbus::Proxy<'static>,
+    flags: zbus::proxy::MethodFlags,
+}
+
+/// Fails a call that has not been answered by `deadline` (zbus applies its method timeout
+/// only to calls without flags). A helper thread sleeps until then and wakes the task.
+struct Deadline<F> {
+    call: std::pin::Pin<Box<F>>,
+    deadline: std::time::Instant,
+    expired: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    timer: bool,
+}
+
+impl<F: std::future::Future> std::future::Future for Deadline<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::sync::atomic::Ordering;
+        if let std::task::Poll::Ready(v) = self.call.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Some(v));
+        }
+        if self.expired.load(Ordering::SeqCst) {
+            return std::task::Poll::Ready(None);
+        }
+        if !self.timer {
+            self.timer = true;
+            let (expired, waker, deadline) =
+                (self.expired.clone(), cx.waker().clone(), self.deadline);
+            std::thread::spawn(move || {
+                std::thread::sleep(deadline.saturating_duration_since(std::time::Instant::now()));
+                expired.store(true, Ordering::SeqCst);
+                waker.wake();
+            });
+        }
+        std::task::Poll::Pending
+    }
 }
 
 type HomeTuple = (
@@ -108,11 +146,16 @@ type HomeTuple = (
 );
 
 impl Manager {
-    /// Connects to the system bus (`$DBUS_SYSTEM_BUS_ADDRESS` or the default socket).
-    pub fn connect() -> Result<Manager, String> {
-        let conn = zbus::block_on(async {
-            zbus::connection::Builder::system()
-                .method_timeout(SLOW_CALL_TIMEOUT)
+    /// Connects to the system bus (`$DBUS_SYSTEM_BUS_ADDRESS` or the default socket). With
+    /// `interactive`, the daemon may have polkit ask the user (as without --no-ask-password).
+    pub fn connect(interactive: bool) -> Result<Manager, String> {
+        let proxy = zbus::block_on(async {
+            let conn = zbus::connection::Builder::system().build().await?;
+            zbus::proxy::Builder::<zbus::Proxy<'static>>::new(&conn)
+                .destination(DESTINATION)
+                .path(MANAGER_PATH)
+                .interface(MANAGER_INTERFACE)
+                .cache_properties(zbus::proxy::CacheProperties::No)
                 .build()
                 .await
         })
@@ -120,43 +163,51 @@ impl Manager {
             let why = os_error_text(&e).unwrap_or_else(|| e.to_string());
             format!("Failed to connect to bus: {why}")
         })?;
-        Ok(Manager { conn })
+        let flags = if interactive {
+            zbus::proxy::MethodFlags::ALLOW_INTERACTIVE_AUTH
+        } else {
+            zbus::proxy::MethodFlags::empty()
+        };
+        Ok(Manager { proxy, flags })
     }
 
-    fn call<B>(&self, method: &str, body: &B) -> Result<zbus::Message, BusError>
+    fn call<B, R>(&self, method: &str, body: &B) -> Result<R, BusError>
     where
         B: serde::Serialize + zbus::DynamicType,
+        R: for<'d> zbus::wire::DynamicDeserialize<'d>,
     {
-        zbus::block_on(self.conn.call_method(
-            Some(DESTINATION),
-            MANAGER_PATH,
-            Some(MANAGER_INTERFACE),
-            method,
-            body,
-        ))
-        .map_err(BusError::from_zbus)
+        let call = Deadline {
+            call: Box::pin(
+                self.proxy
+                    .call_with_flags::<_, B, R>(method, self.flags, body),
+            ),
+            deadline: std::time::Instant::now() + SLOW_CALL_TIMEOUT,
+            expired: Default::default(),
+            timer: false,
+        };
+        match zbus::block_on(call) {
+            None => Err(BusError {
+                name: "org.freedesktop.DBus.Error.Timeout".into(),
+                message: "Connection timed out".into(),
+            }),
+            Some(Ok(Some(reply))) => Ok(reply),
+            Some(Ok(None)) => Err(BusError {
+                name: "org.freedesktop.DBus.Error.NoReply".into(),
+                message: "No reply".into(),
+            }),
+            Some(Err(e)) => Err(BusError::from_zbus(e)),
+        }
     }
 
     fn call_unit<B>(&self, method: &str, body: &B) -> Result<(), BusError>
     where
         B: serde::Serialize + zbus::DynamicType,
     {
-        self.call(method, body).map(|_| ())
-    }
-
-    fn parse<T>(reply: zbus::Message) -> Result<T, BusError>
-    where
-        T: for<'d> serde::Deserialize<'d> + zbus::Type,
-    {
-        reply.body().deserialize::<T>().map_err(|e| BusError {
-            name: "org.freedesktop.DBus.Error.InvalidArgs".into(),
-            message: format!("Failed to parse bus message: {e}"),
-        })
+        self.call::<B, ()>(method, body)
     }
 
     pub fn list_homes(&self) -> Result<Vec<HomeEntry>, BusError> {
-        let reply = self.call("ListHomes", &())?;
-        let homes: Vec<HomeTuple> = Self::parse(reply)?;
+        let homes: Vec<HomeTuple> = self.call("ListHomes", &())?;
         Ok(homes
             .into_iter()
             .map(
@@ -175,19 +226,17 @@ impl Manager {
 
     /// `GetUserRecordByName` or, for a number, `GetUserRecordByUID`: the JSON and `incomplete`.
     pub fn user_record(&self, user: &str) -> Result<(String, bool), BusError> {
-        let reply = match user.parse::<u32>() {
+        let (json, incomplete, _path): (String, bool, OwnedObjectPath) = match user.parse::<u32>() {
             Ok(uid) => self.call("GetUserRecordByUID", &(uid,))?,
             Err(_) => self.call("GetUserRecordByName", &(user,))?,
         };
-        let (json, incomplete, _path): (String, bool, OwnedObjectPath) = Self::parse(reply)?;
         Ok((json, incomplete))
     }
 
     /// `GetHomeByName`: the home directory.
     pub fn home_directory(&self, user: &str) -> Result<String, BusError> {
-        let reply = self.call("GetHomeByName", &(user,))?;
         let (_, _, _, _, home, _, _): (u32, String, u32, String, String, String, OwnedObjectPath) =
-            Self::parse(reply)?;
+            self.call("GetHomeByName", &(user,))?;
         Ok(home)
     }
 
@@ -237,8 +286,7 @@ impl Manager {
         secret: &str,
         please_suspend: bool,
     ) -> Result<OwnedFd, BusError> {
-        let reply = self.call("AcquireHome", &(user, secret, please_suspend))?;
-        let (fd,): (OwnedFd,) = Self::parse(reply)?;
+        let (fd,): (OwnedFd,) = self.call("AcquireHome", &(user, secret, please_suspend))?;
         Ok(fd)
     }
 

@@ -8,6 +8,7 @@ mod identity;
 mod ojson;
 mod options;
 mod password;
+mod polkit;
 mod show;
 mod sys;
 mod units;

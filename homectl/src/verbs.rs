@@ -64,7 +64,16 @@ pub fn dispatch(opts: Options, env: EnvSecrets) -> i32 {
         print!("{}", crate::help::text());
         return 0;
     }
-    let result = match Manager::connect() {
+    // systemd's homectl lets polkit ask on the terminal for these verbs.
+    let _agent = if matches!(
+        verb,
+        "authenticate" | "create" | "remove" | "update" | "passwd" | "resize"
+    ) {
+        crate::polkit::open_if_enabled(ctx.opts.ask_password)
+    } else {
+        None
+    };
+    let result = match Manager::connect(ctx.opts.ask_password) {
         Err(e) => Err(e),
         Ok(bus) => match verb {
             "list" => list(&ctx, &bus),
