@@ -196,6 +196,34 @@ pub fn home_mounted(user: &str) -> bool {
         .any(|line| line.split(' ').nth(4) == Some(target.as_str()))
 }
 
+/// The descriptors of this process that refer to `user`'s reference FIFO
+/// (`/run/systemd/home/NAME.{dont,please}-suspend`), each with whether it is close-on-exec.
+pub fn reference_fds(user: &str) -> Vec<(i32, bool)> {
+    let wanted = [
+        format!("/run/systemd/home/{user}.dont-suspend"),
+        format!("/run/systemd/home/{user}.please-suspend"),
+    ];
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        if wanted.iter().any(|w| target.as_os_str() == w.as_str()) {
+            // SAFETY: F_GETFD only reads the descriptor's flags.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            found.push((fd, flags >= 0 && flags & libc::FD_CLOEXEC != 0));
+        }
+    }
+    found
+}
+
 /// How many threads this process has.
 pub fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task")

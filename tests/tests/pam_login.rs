@@ -2,7 +2,8 @@
 //! of `pam.d-examples/`, the session keeps it, and the last session's end deactivates it.
 
 use homed_tests::pam::{
-    PAM_SUCCESS, Session, Shown, World, fork_child_finishes, home_mounted, wait_until,
+    PAM_SUCCESS, Session, Shown, World, fork_child_finishes, home_mounted, reference_fds,
+    wait_until,
 };
 
 const USER: &str = "tuser";
@@ -21,6 +22,11 @@ fn login_activates_and_logout_deactivates(world: &World) {
         wait_until(10, || home_mounted(USER)),
         "authentication did not activate the home"
     );
+    // Exactly one reference, kept close-on-exec above the standard descriptors, so that the
+    // user's shell does not inherit it.
+    let fds = reference_fds(USER);
+    assert_eq!(fds.len(), 1, "references held: {fds:?}");
+    assert!(fds[0].0 >= 3 && fds[0].1, "reference fd {fds:?}");
     assert_eq!(s.acct_mgmt(), PAM_SUCCESS, "shown: {:?}", s.take_shown());
     assert_eq!(s.open_session(), PAM_SUCCESS, "shown: {:?}", s.take_shown());
     assert_eq!(s.getenv("SYSTEMD_HOME").as_deref(), Some("1"));
