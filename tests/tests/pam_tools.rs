@@ -3,7 +3,9 @@
 
 use std::process::Command;
 
-use homed_tests::pam::{PAM_SUCCESS, Session, World, home_mounted, run_with_input, wait_until};
+use homed_tests::pam::{
+    PAM_SUCCESS, Session, Shown, World, home_mounted, run_with_input, wait_until,
+};
 
 const USER: &str = "tooluser";
 const PASSWORD: &str = "Tool-pw-1234";
@@ -85,5 +87,27 @@ fn screen_locker_as_the_user(world: &World) {
     assert!(wait_until(30, || !home_mounted(USER)));
 }
 
+fn sshd_key_login_to_an_inactive_home(world: &World) {
+    world.create_home(USER, PASSWORD, &[]);
+    // sshd with a key: no auth hook, and no password to be had in the account hook.
+    let mut s = Session::start(world, "sshd", USER);
+    let code = s.acct_mgmt();
+    let shown = s.take_shown();
+    assert!(
+        shown.contains(&Shown::Error(format!(
+            "Home of user {USER} is currently not active, please log in locally first."
+        ))),
+        "{shown:?}"
+    );
+    // The module refuses (PAM_PERM_DENIED), but the account line of pam_systemd_home(8) has no
+    // `perm_denied=bad`: its default=ignore lets pam_unix decide, as with systemd's module.
+    assert_eq!(code, PAM_SUCCESS);
+    assert!(
+        !home_mounted(USER),
+        "a key login activated the home without a password"
+    );
+}
+
 homed_tests::pam_scenario!(sshd_password, sshd_password_login);
+homed_tests::pam_scenario!(sshd_key, sshd_key_login_to_an_inactive_home);
 homed_tests::pam_scenario!(screen_locker, screen_locker_as_the_user);
