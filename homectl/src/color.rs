@@ -27,7 +27,7 @@ fn mode() -> Mode {
         if std::env::var_os("NO_COLOR").is_some() {
             return Mode::Off;
         }
-        let on_tty = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+        let on_tty = on_tty();
         let dumb = std::env::var("TERM").map_or(true, |t| t == "dumb");
         if !on_tty || dumb {
             Mode::Off
@@ -35,6 +35,12 @@ fn mode() -> Mode {
             Mode::Full
         }
     })
+}
+
+/// Whether stdout and stderr are both terminals (decided once, before any pager starts).
+pub fn on_tty() -> bool {
+    static ON_TTY: OnceLock<bool> = OnceLock::new();
+    *ON_TTY.get_or_init(|| std::io::stdout().is_terminal() && std::io::stderr().is_terminal())
 }
 
 pub fn enabled() -> bool {

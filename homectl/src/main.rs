@@ -7,6 +7,7 @@ mod help;
 mod identity;
 mod ojson;
 mod options;
+mod pager;
 mod password;
 mod polkit;
 mod show;

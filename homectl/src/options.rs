@@ -53,6 +53,7 @@ impl IdentityChanges {
 
 #[derive(Debug)]
 pub struct Options {
+    pub no_pager: bool,
     pub legend: bool,
     pub ask_password: bool,
     pub identity: Option<String>,
@@ -217,6 +218,7 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub fn parse(argv: &[String]) -> Result<Parsed, String> {
     let mut o = Options {
+        no_pager: false,
         legend: true,
         ask_password: true,
         identity: None,
@@ -319,7 +321,7 @@ fn apply(o: &mut Options, name: &str, v: String) -> Result<Option<String>, Strin
     match name {
         "help" => return Ok(Some(crate::help::text())),
         "version" => return Ok(Some(format!("homectl (homed) {VERSION}\n"))),
-        "no-pager" => {}
+        "no-pager" => o.no_pager = true,
         "no-legend" => o.legend = false,
         "no-ask-password" => o.ask_password = false,
         "offline"

@@ -131,3 +131,38 @@ pub fn close_other_fds_in_child(command: &mut std::process::Command) {
         });
     }
 }
+
+/// Makes `target` this process's standard output (the pager's input).
+pub fn redirect_stdout(target: std::process::ChildStdin) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: dup2 only duplicates the open descriptor of `target` onto descriptor 1, which
+    // Rust's stdout keeps using; `target` is closed when dropped at the end of this function.
+    let r = unsafe { libc::dup2(target.as_raw_fd(), libc::STDOUT_FILENO) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Replaces standard output by /dev/null, so that a pager reading it sees the end.
+pub fn close_stdout() {
+    use std::os::fd::AsRawFd as _;
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        // SAFETY: dup2 onto descriptor 1 of a descriptor we own; nothing holds a pointer into
+        // the old descriptor, and the pipe to the pager closes with it.
+        unsafe { libc::dup2(null.as_raw_fd(), libc::STDOUT_FILENO) };
+    }
+}
+
+/// Has the kernel send SIGINT to `command`'s process when homectl exits.
+pub fn interrupt_child_when_parent_dies(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: the hook runs in the forked child before exec and only makes the prctl system
+    // call, which is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT as libc::c_ulong);
+            Ok(())
+        });
+    }
+}

@@ -1,8 +1,6 @@
 //! The verbs. Each prints its own messages and returns the exit status: 0, or 1 on failure
 //! (for `with`, the command's own status).
 
-use std::io::IsTerminal as _;
-
 use homed_shared::password::hash_password;
 use homed_shared::record::{MachineContext, RecordOrigin, Secret, UserRecord, names};
 use secrecy::SecretString;
@@ -76,7 +74,7 @@ pub fn dispatch(opts: Options, env: EnvSecrets) -> i32 {
     let result = match Manager::connect(ctx.opts.ask_password) {
         Err(e) => Err(e),
         Ok(bus) => match verb {
-            "list" => list(&ctx, &bus),
+            "list" => paged(&ctx, || list(&ctx, &bus)),
             "activate" => activate(&mut ctx, &bus, &rest),
             "deactivate" => each(
                 &bus,
@@ -84,7 +82,7 @@ pub fn dispatch(opts: Options, env: EnvSecrets) -> i32 {
                 "Failed to deactivate user home",
                 Manager::deactivate,
             ),
-            "inspect" => inspect(&ctx, &bus, &rest),
+            "inspect" => paged(&ctx, || inspect(&ctx, &bus, &rest)),
             "authenticate" => authenticate(&mut ctx, &bus, &rest),
             "create" => create(&mut ctx, &bus, rest.first()),
             "remove" => each(&bus, &rest, "Failed to remove home", Manager::remove),
@@ -125,6 +123,18 @@ pub fn dispatch(opts: Options, env: EnvSecrets) -> i32 {
             1
         }
     }
+}
+
+/// Runs a verb with its output going through a pager on a terminal (color and terminal
+/// checks are made first, as the pager takes stdout over).
+fn paged(ctx: &Ctx, verb: impl FnOnce() -> VerbResult) -> VerbResult {
+    let _ = crate::color::enabled();
+    let pager = crate::pager::open(ctx.opts.no_pager);
+    let result = verb();
+    if let Some(p) = pager {
+        p.close();
+    }
+    result
 }
 
 /// The calling user's name, for verbs whose user argument is optional.
@@ -270,7 +280,7 @@ fn list(ctx: &Ctx, bus: &Manager) -> VerbResult {
 
 fn effective_json(mode: JsonMode) -> JsonMode {
     match mode {
-        JsonMode::Auto if std::io::stdout().is_terminal() => JsonMode::Pretty,
+        JsonMode::Auto if crate::color::on_tty() => JsonMode::Pretty,
         JsonMode::Auto => JsonMode::Short,
         other => other,
     }

@@ -426,6 +426,9 @@ tty_both tty_list list
 tty_both tty_inspect inspect w1
 tty_both tty_json -j inspect w1
 tty_both tty_listjson --json=pretty list
+# Without --no-pager both page through less, which shows a short listing and quits.
+step tty_paged_ours env TERM=xterm-256color script -qec "$OURS list" /dev/null
+step tty_paged_theirs env TERM=xterm-256color script -qec "$THEIRS list" /dev/null
 # A password typed on a terminal: feed it only once the prompt shows, then check it was not
 # echoed.
 mkfifo "$D/in"
@@ -513,7 +516,7 @@ fn homectl_other_verbs_match_systemds_and_prompt_without_echo() {
                 .stdout
                 .contains("State: inactive")
         );
-        for step in ["tty_list", "tty_json", "tty_listjson"] {
+        for step in ["tty_list", "tty_json", "tty_listjson", "tty_paged"] {
             let o = s.expect_status(&format!("{step}_ours"), 0);
             assert!(
                 o.stdout.contains("\x1B["),
