@@ -21,10 +21,9 @@ fn locale_is_utf8() -> bool {
 
 /// Starts a pager unless paging is off; returns None when output goes straight out.
 pub fn open(disabled: bool) -> Option<Pager> {
-    if disabled || !crate::color::on_tty() || std::env::var("TERM").is_ok_and(|t| t == "dumb") {
-        return None;
-    }
-    if std::env::var_os("TERM").is_none() {
+    // No terminal, or one that cannot page: $TERM unset or "dumb".
+    let term = std::env::var("TERM").ok()?;
+    if disabled || !crate::color::on_tty() || term == "dumb" {
         return None;
     }
     let configured = std::env::var("SYSTEMD_PAGER")
