@@ -50,6 +50,7 @@ pub struct Paths {
     pub record_dir: PathBuf,
     pub home_root: String,
     pub run_dir: PathBuf,
+    pub publish_dir: PathBuf,
 }
 
 impl Default for Paths {
@@ -67,6 +68,7 @@ impl Default for Paths {
             record_dir: record_dir.into(),
             home_root,
             run_dir: "/run/systemd/home".into(),
+            publish_dir: homed_shared::publish::PUBLISH_DIR.into(),
         }
     }
 }
@@ -258,6 +260,7 @@ impl Engine {
             }),
         });
         lock(&self.homes).insert(name, home.clone());
+        self.publish(&home);
         home
     }
 
@@ -620,8 +623,29 @@ impl Engine {
             .map_err(|e| EngineError::from_worker(e.errno, user, e.message))
     }
 
-    /// Signs `record` with the local key, creating the key on first need.
-    fn sign_locally(&self, record: &mut UserRecord) -> EngineResult<()> {
+    /// Publishes the resolved record of `home` for nss_homed (DESIGN.md contract 5), signed with
+    /// the machine's key (created on first need, like the signing key it is).
+    pub fn publish(&self, home: &Home) {
+        let record = self.record(home);
+        if let Err(e) = self.ensure_local_key() {
+            eprintln!("{}: not published: {e}", home.name);
+            return;
+        }
+        let keys = lock(&self.keys);
+        let Some(key) = keys.local() else { return };
+        let view = record.view(&self.machine);
+        if let Err(e) = homed_shared::publish::publish(&self.paths.publish_dir, &view, key) {
+            eprintln!("{}: not published: {e}", home.name);
+        }
+    }
+
+    fn unpublish(&self, name: &str) {
+        if let Err(e) = homed_shared::publish::unpublish(&self.paths.publish_dir, name) {
+            eprintln!("{name}: could not withdraw the published record: {e}");
+        }
+    }
+
+    fn ensure_local_key(&self) -> EngineResult<()> {
         let mut keys = lock(&self.keys);
         if keys.local().is_none() {
             let key = self.store.create_signing_key().map_err(|e| {
@@ -629,6 +653,13 @@ impl Engine {
             })?;
             keys.set_local(key);
         }
+        Ok(())
+    }
+
+    /// Signs `record` with the local key, creating the key on first need.
+    fn sign_locally(&self, record: &mut UserRecord) -> EngineResult<()> {
+        self.ensure_local_key()?;
+        let keys = lock(&self.keys);
         let Some(key) = keys.local() else {
             return Err(EngineError::NoPrivateKey("No private key".into()));
         };
@@ -857,6 +888,7 @@ impl Engine {
             let signed_locally = matches!(verdict, Ok(TrustVerdict::SignedExclusive));
             self.save_record(home, merged)?;
             lock(&home.data).signed_locally = signed_locally;
+            self.publish(home);
             Ok(())
         }
         .await;
@@ -1010,6 +1042,7 @@ impl Engine {
         }
         let _ = std::fs::remove_file(self.paths.run_dir.join(format!("{}.ref", home.name)));
         lock(&self.homes).remove(&home.name);
+        self.unpublish(&home.name);
         Ok(())
     }
 
@@ -1134,6 +1167,7 @@ impl Engine {
             }
             self.sign_locally(&mut record)?;
             self.save_record(&home, record)?;
+            self.publish(&home);
             self.propagate(&home).await?;
             Ok(())
         }
@@ -1195,6 +1229,7 @@ impl Engine {
             }
             self.save_record(&home, incoming)?;
             lock(&home.data).signed_locally = signed_locally;
+            self.publish(&home);
             self.propagate(&home).await?;
             Ok(())
         }
