@@ -174,6 +174,7 @@ row files "files" fbench 61999 "$N_FAST"
 row published "files homed" hbench "$huid" "$N_FAST"
 row published-alone "homed" hbench "$huid" "$N_FAST"
 row nss-systemd "files systemd" hbench "$huid" "$N_SLOW"
+row nss-systemd-alone "systemd" hbench "$huid" "$N_SLOW"
 mv /run/homed/nss /run/homed/nss.off
 row varlink "files homed" hbench "$huid" "$N_SLOW"
 mv /run/homed/nss.off /run/homed/nss
@@ -194,13 +195,14 @@ echo "Per lookup in one process (µs; ratio to nss_files in brackets):"
 echo
 echo "| source (nsswitch) | getpwnam hit | getpwnam miss | getpwuid | getgrnam | initgroups |"
 echo "|---|---|---|---|---|---|"
-for l in files published published-alone varlink nss-systemd; do
+for l in files published published-alone varlink nss-systemd nss-systemd-alone; do
     case $l in
         files) d="nss_files (\`files\`)" ;;
         published) d="nss_homed, published records (\`files homed\`)" ;;
         published-alone) d="nss_homed, published records (\`homed\`)" ;;
         varlink) d="nss_homed → varlink → systemd-homed (\`files homed\`)" ;;
         nss-systemd) d="nss-systemd → systemd-homed (\`files systemd\`)" ;;
+        nss-systemd-alone) d="nss-systemd → systemd-homed (\`systemd\`)" ;;
     esac
     line="| $d"
     for op in hit miss uid grnam initgroups; do
@@ -216,11 +218,15 @@ echo "nss-systemd ÷ nss_homed published (\`files homed\`), per lookup: getpwnam
     "miss $(ratio "${R[nss-systemd,miss]}" "${R[published,miss]}")×, getpwuid $(ratio "${R[nss-systemd,uid]}" "${R[published,uid]}")×," \
     "getgrnam $(ratio "${R[nss-systemd,grnam]}" "${R[published,grnam]}")×, initgroups $(ratio "${R[nss-systemd,initgroups]}" "${R[published,initgroups]}")×."
 echo
+echo "The modules alone (\`systemd\` ÷ \`homed\`, no nss_files in front), per lookup: getpwnam hit $(ratio "${R[nss-systemd-alone,hit]}" "${R[published-alone,hit]}")×," \
+    "miss $(ratio "${R[nss-systemd-alone,miss]}" "${R[published-alone,miss]}")×, getpwuid $(ratio "${R[nss-systemd-alone,uid]}" "${R[published-alone,uid]}")×," \
+    "getgrnam $(ratio "${R[nss-systemd-alone,grnam]}" "${R[published-alone,grnam]}")×."
+echo
 echo "Fresh processes (ms per run; ratio to nss_files in brackets):"
 echo
 echo "| source | \`getent passwd NAME\` | \`getent passwd nosuch\` | \`id NAME\` |"
 echo "|---|---|---|---|"
-for l in files published published-alone varlink nss-systemd; do
+for l in files published published-alone varlink nss-systemd nss-systemd-alone; do
     line="| $l"
     for op in getent getentmiss id; do
         line+=" | $(ms "${R[$l,$op]}") [$(ratio "${R[$l,$op]}" "${R[files,$op]}")×]"

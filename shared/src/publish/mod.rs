@@ -19,6 +19,11 @@
 //! A reader serves a record only if the directory and the file are root-owned and not group- or
 //! world-writable and the signature verifies with `machine.public`; index entries are checked
 //! against the records they point to.
+//!
+//! Readers cache verified records per process, keyed by each file's identity (device, inode,
+//! size, mtime, ctime), and re-read the key only when the directory's identity changes, which
+//! every rename in it does. So files must be replaced by renaming, as [`publish`] does: a file
+//! rewritten in place within one clock tick may go unnoticed by a process that cached it.
 
 mod format;
 mod reader;

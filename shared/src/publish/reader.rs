@@ -74,6 +74,10 @@ struct Index {
 
 #[derive(Default)]
 struct DirCache {
+    /// The directory's identity when the key was last checked. Writers replace files by
+    /// renaming, which changes it, so while it stays the same the key file has not changed
+    /// and need not be looked at again.
+    dir: Option<FileId>,
     key: Option<(FileId, PublicKey)>,
     users: HashMap<String, (FileId, Option<Arc<PublishedUser>>)>,
     index: Option<(FileId, Arc<Index>)>,
@@ -112,7 +116,10 @@ fn read_trusted(path: &Path) -> std::io::Result<(FileId, Zeroizing<Vec<u8>>)> {
         return Err(std::io::Error::from(std::io::ErrorKind::InvalidData));
     }
     let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
-    file.read_to_end(&mut bytes)?;
+    // Through `take`, which reads without asking the file for its size again.
+    (&mut file)
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
     Ok((FileId::of(&meta), bytes))
 }
 
@@ -135,14 +142,34 @@ impl Published {
         if !meta.is_dir() || !trusted(&meta) {
             return None;
         }
+        let dir_id = FileId::of(&meta);
+        let unchanged = |c: &mut DirCache| {
+            c.key
+                .as_ref()
+                .filter(|_| c.dir == Some(dir_id))
+                .map(|(_, k)| k.clone())
+        };
+        if let Some(key) = with_dir(dir, unchanged) {
+            return Some(Published {
+                dir: dir.to_path_buf(),
+                key,
+            });
+        }
         let key_path = dir.join(PUBLIC_KEY_FILE);
         let key_meta = fs::symlink_metadata(&key_path).ok()?;
         let id = FileId::of(&key_meta);
-        if let Some(key) = with_dir(dir, |c| {
+        let same_key = |c: &mut DirCache| {
             c.key
                 .as_ref()
                 .filter(|(cached, _)| *cached == id)
                 .map(|(_, k)| k.clone())
+        };
+        if let Some(key) = with_dir(dir, |c| {
+            let key = same_key(c);
+            if key.is_some() {
+                c.dir = Some(dir_id);
+            }
+            key
         }) {
             return Some(Published {
                 dir: dir.to_path_buf(),
@@ -154,6 +181,7 @@ impl Published {
         with_dir(dir, |c| {
             // A new key invalidates every record verified with the old one.
             *c = DirCache::default();
+            c.dir = Some(dir_id);
             c.key = Some((id, key.clone()));
         });
         Some(Published {
