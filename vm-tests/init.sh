@@ -28,8 +28,24 @@ scenario() {
     fi
 }
 
+# Images live on ext4 (as /home usually is), so the dirty xattr works: a sparse file system
+# on a loop device over the RAM-backed /run.
+truncate -s 4G /run/disk.img
+mkfs.ext4 -q -F /run/disk.img
+mkdir -p /vm
+mount -o loop /run/disk.img /vm
+
 echo "VMTEST BEGIN kernel $ver"
-scenario dmcrypt-lifecycle homed-vm-check dmcrypt-lifecycle /run/vmtest
+scenario dmcrypt-lifecycle homed-vm-check dmcrypt-lifecycle /vm/dmcrypt
+for fs in ext4 btrfs xfs; do
+    scenario "home-$fs" homed-vm-check home "$fs" "/vm/$fs"
+    rm -rf "/vm/$fs"
+done
+if [ -d /fixtures/homed-252-luks ]; then
+    scenario fixture-252 homed-vm-check fixture-252 /fixtures/homed-252-luks /vm/fixture
+else
+    echo "VMTEST SKIP fixture-252 (no fixtures in the guest)"
+fi
 echo "VMTEST END"
 sync
 poweroff -f

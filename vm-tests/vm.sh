@@ -16,13 +16,13 @@ cache=${HOMED_VM_CACHE:-/var/cache/homed-vm}
 target=${CARGO_TARGET_DIR:-$repo/target}
 profile=${HOMED_VM_PROFILE:-debug}
 timeout_secs=${HOMED_VM_TIMEOUT:-300}
-mem=${HOMED_VM_MEMORY:-1024}
+mem=${HOMED_VM_MEMORY:-1536}
 
 # Kernel modules the scenarios need, by name; their dependencies are added from modules.dep.
 # Names that are built into the kernel are skipped.
 modules=(
     loop dm-mod dm-crypt xts ecb cbc af_alg algif_skcipher algif_hash
-    crc16 crc32c_generic mbcache jbd2 ext4
+    crc16 crc32c_generic mbcache jbd2 ext4 btrfs xfs
 )
 
 log() { echo "vm-test: $*" >&2; }
@@ -115,7 +115,19 @@ initramfs() {
     copy_with_libs "$root" "$bin" /usr/bin/homed-vm-check
     strip "$root/usr/bin/homed-vm-check" 2>/dev/null || true
     copy_with_libs "$root" /sbin/mke2fs /sbin/mkfs.ext4
-    copy_with_libs "$root" /sbin/e2fsck /sbin/fsck.ext4
+    copy_with_libs "$root" /sbin/e2fsck /sbin/e2fsck
+    copy_with_libs "$root" /sbin/mkfs.btrfs /sbin/mkfs.btrfs
+    copy_with_libs "$root" /sbin/mkfs.xfs /sbin/mkfs.xfs
+    copy_with_libs "$root" /usr/bin/zstd /usr/bin/zstd
+    # The image made by systemd-homed 252, when the fixtures are around (HOMED_FIXTURES).
+    local fixtures=${HOMED_FIXTURES:-$repo/../shared/fixtures}
+    if [ -f "$fixtures/homed-252-luks/dave.home.zst" ]; then
+        mkdir -p "$root/fixtures/homed-252-luks"
+        cp "$fixtures"/homed-252-luks/{dave.home.zst,dave.identity,local.public,machine-id} \
+            "$root/fixtures/homed-252-luks/"
+    else
+        log "note: no fixtures at $fixtures; the fixture scenario will be skipped"
+    fi
     [ -f /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$root/etc/"
     # The dynamic loader, wherever ldd put it.
     mkdir -p "$root/lib64" && cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"

@@ -3,6 +3,8 @@
 //! what it checked; the guest's /init turns exit codes into one PASS/FAIL line per scenario.
 //!
 //!     homed-vm-check dmcrypt-lifecycle WORKDIR
+//!     homed-vm-check home ext4|btrfs|xfs WORKDIR
+//!     homed-vm-check fixture-252 FIXTUREDIR WORKDIR
 //!     homed-vm-check direct-read FILE      (helper: one O_DIRECT read, prints the bytes)
 
 #![forbid(unsafe_code)]
@@ -15,10 +17,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use homed_shared::luks::{ImageLayout, LuksError, LuksImage, LuksSettings, Pbkdf, dm_name};
+use homed_shared::luks::{
+    FsType, ImageLayout, LuksError, LuksImage, LuksSettings, Pbkdf, dm_name, home,
+};
 use homed_shared::password::hash_password;
-use homed_shared::signing::{SigningKey, TrustedKeys, sign_record};
-use homed_shared::{RecordOrigin, UserRecord};
+use homed_shared::signing::{PublicKey, SigningKey, TrustedKeys, sign_record};
+use homed_shared::{MachineContext, RecordOrigin, UserRecord};
 use nix::mount::{MsFlags, mount, umount};
 use secrecy::SecretString;
 
@@ -61,9 +65,13 @@ fn settings() -> LuksSettings {
 }
 
 fn record(key: &SigningKey) -> Result<UserRecord, Box<dyn Error>> {
+    record_for(USER, key)
+}
+
+fn record_for(user: &str, key: &SigningKey) -> Result<UserRecord, Box<dyn Error>> {
     let hash = hash_password(&secret(PASSWORD))?;
     let text = format!(
-        r#"{{"userName":"{USER}","uid":60100,"gid":60100,"storage":"luks","disposition":"regular",
+        r#"{{"userName":"{user}","uid":60100,"gid":60100,"storage":"luks","disposition":"regular",
             "privileged":{{"hashedPassword":["{hash}"]}}}}"#
     );
     let mut record = UserRecord::parse(text.as_bytes(), RecordOrigin::Request)?;
@@ -247,6 +255,267 @@ fn dmcrypt_lifecycle(workdir: &Path) -> Outcome {
     Ok(())
 }
 
+fn mount_options_of(path: &Path) -> Option<String> {
+    let text = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let want = path.to_str()?;
+    text.lines().rev().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        (fields.len() > 5 && fields[4] == want).then(|| fields[5].to_owned())
+    })
+}
+
+fn owner_of(path: &Path) -> Result<(u32, u32), Box<dyn Error>> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::symlink_metadata(path)?;
+    Ok((m.uid(), m.gid()))
+}
+
+/// Checks that an active home is mounted nosuid,nodev and owned by the user.
+fn check_active_home(home: &Path, uid: u32) -> Outcome {
+    let options = mount_options_of(home).ok_or_else(|| fail("the home is not a mount point"))?;
+    if !options.split(',').any(|o| o == "nosuid") || !options.split(',').any(|o| o == "nodev") {
+        return Err(fail(format!("the home is mounted {options}")));
+    }
+    let (owner, _) = owner_of(home)?;
+    if owner != uid {
+        return Err(fail(format!("the home belongs to {owner}, not {uid}")));
+    }
+    step(&format!("active: mounted {options}, owned by {uid}"));
+    Ok(())
+}
+
+/// Create, activate, write, lock (I/O blocks), wrong password, unlock, deactivate, activate
+/// again: through the `luks::home` engine with `fs` inside.
+fn home_lifecycle(fs_name: &str, workdir: &Path) -> Outcome {
+    let fs_type = FsType::parse(fs_name).ok_or_else(|| fail("unknown file system"))?;
+    let user = format!("u{fs_name}");
+    let uid = 60111;
+    fs::create_dir_all(workdir)?;
+    let image_path = workdir.join(format!("{user}.home"));
+    let home_dir = workdir.join("home").join(&user);
+    let work = workdir.join("work");
+    let key = SigningKey::generate()?;
+    let record = record_for(&user, &key)?;
+    let passwords = [secret(PASSWORD)];
+    let settings = settings();
+    home::create(
+        &home::CreateRequest {
+            user_name: &user,
+            image_path: &image_path,
+            settings: &settings,
+            fs_type,
+            size: 320 * MIB,
+            passwords: &passwords,
+            record: &record,
+            work_dir: &work,
+        },
+        |home| {
+            let skel = home.join(".profile");
+            fs::write(&skel, "# skeleton\n").map_err(|e| LuksError::Refused(e.to_string()))?;
+            std::os::unix::fs::lchown(&skel, Some(home::STORED_UID), Some(home::STORED_UID))
+                .map_err(|e| LuksError::Refused(e.to_string()))
+        },
+    )?;
+    if home::is_dirty(&image_path)? {
+        return Err(fail("a new image is marked dirty"));
+    }
+    let leftovers: Vec<_> = fs::read_dir(workdir)?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".#"))
+        .collect();
+    if !leftovers.is_empty() {
+        return Err(fail("temporary images left behind"));
+    }
+    step(&format!("created {} with {fs_name}", image_path.display()));
+
+    let activate = |passwords: &[SecretString]| {
+        home::activate(&home::ActivateRequest {
+            user_name: &user,
+            image_path: &image_path,
+            home_directory: &home_dir,
+            settings: &settings,
+            passwords,
+            uid,
+            gid: uid,
+            mount_flags: home::HomeMountFlags::default(),
+            work_dir: &work,
+        })
+    };
+    match activate(&[secret("wrong")]) {
+        Err(LuksError::BadPassword) => {}
+        Err(e) => return Err(fail(format!("a wrong password gave: {e}"))),
+        Ok(_) => return Err(fail("a wrong password activated the home")),
+    }
+    if home::is_suspended(&user).is_some() || home::is_dirty(&image_path)? {
+        return Err(fail(
+            "a refused activation left a device or the dirty marker",
+        ));
+    }
+    step("a wrong password is refused, nothing left behind");
+
+    let active = activate(&passwords)?;
+    check_active_home(&home_dir, uid)?;
+    if active.fs_type != fs_type || !home::is_dirty(&image_path)? {
+        return Err(fail("wrong file system or no dirty marker while active"));
+    }
+    let keys = TrustedKeys::new(None, vec![("vm.public".into(), key.public_key())]);
+    if !keys.verdict(&active.header_record)?.is_trusted() {
+        return Err(fail("the header record does not verify"));
+    }
+    let identity = UserRecord::parse(
+        active
+            .identity
+            .as_deref()
+            .ok_or_else(|| fail("no ~/.identity"))?,
+        RecordOrigin::Embedded,
+    )?;
+    if identity.json() != record.embedded_copy().json() {
+        return Err(fail("~/.identity differs from the record"));
+    }
+    if owner_of(&home_dir.join(".profile"))?.0 != uid {
+        return Err(fail("the skeleton file is not the user's"));
+    }
+    // Big and incompressible, so that btrfs keeps it in a regular extent (inline or compressed
+    // extents are read through the page cache even with O_DIRECT).
+    let note = home_dir.join("note.txt");
+    let mut data = CONTENT.to_vec();
+    let mut noise = vec![0u8; 256 * 1024];
+    File::open("/dev/urandom")?.read_exact(&mut noise)?;
+    data.extend_from_slice(&noise);
+    {
+        let mut f = File::create(&note)?;
+        f.write_all(&data)?;
+        f.sync_all()?;
+    }
+    step("header record and ~/.identity verify; file written");
+    // Nothing of the home stays cached: the read below has to reach the device.
+    fs::write("/proc/sys/vm/drop_caches", "3\n")?;
+
+    home::lock(&user, &home_dir)?;
+    if home::is_suspended(&user) != Some(true) {
+        return Err(fail("not suspended after lock"));
+    }
+    let mut reader = spawn_direct_read(&note)?;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(1500) {
+        if reader.try_wait()?.is_some() {
+            return Err(fail("a read finished while locked"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    match home::unlock(&user, &[secret("wrong")]) {
+        Err(LuksError::BadPassword) => {}
+        other => {
+            return Err(fail(format!(
+                "unlock with a wrong password: {:?}",
+                other.err()
+            )));
+        }
+    }
+    if home::is_suspended(&user) != Some(true) {
+        return Err(fail("a wrong password resumed the home"));
+    }
+    step("locked: suspended, reads block, a wrong password keeps it locked");
+    home::unlock(&user, &passwords)?;
+    wait_until(20, "the blocked read", || {
+        matches!(reader.try_wait(), Ok(Some(_)))
+    })?;
+    let out = reader.wait_with_output()?;
+    if !out.stdout.starts_with(CONTENT) {
+        return Err(fail("the blocked read returned the wrong data"));
+    }
+    step("unlocked: the blocked read completed");
+
+    drop(active.image_lock);
+    home::deactivate(&user, &home_dir, &image_path)?;
+    if home::is_suspended(&user).is_some() || mount_options_of(&home_dir).is_some() {
+        return Err(fail("still active after deactivate"));
+    }
+    if home::is_dirty(&image_path)? {
+        return Err(fail("dirty after a clean deactivate"));
+    }
+    let image_name = image_path.to_string_lossy().into_owned();
+    let loops = fs::read_dir("/sys/block")?
+        .flatten()
+        .filter(|e| {
+            fs::read_to_string(e.path().join("loop/backing_file"))
+                .is_ok_and(|b| b.trim() == image_name)
+        })
+        .count();
+    if loops != 0 {
+        return Err(fail(format!("{loops} loop devices left")));
+    }
+    step("deactivated: nothing mounted, no dm or loop device, not dirty");
+
+    let active = activate(&passwords)?;
+    if fs::read(&note)? != data {
+        return Err(fail("the file is gone after reactivation"));
+    }
+    drop(active.image_lock);
+    home::deactivate(&user, &home_dir, &image_path)?;
+    step("second activation finds the file");
+    fs::remove_file(&image_path)?;
+    Ok(())
+}
+
+/// The image systemd-homed 252 made activates through our engine with its password.
+fn fixture_252(fixture: &Path, workdir: &Path) -> Outcome {
+    fs::create_dir_all(workdir)?;
+    let image_path = workdir.join("dave.home");
+    let status = Command::new("zstd")
+        .args(["-d", "-q", "-f", "-o"])
+        .arg(&image_path)
+        .arg(fixture.join("dave.home.zst"))
+        .status()?;
+    if !status.success() {
+        return Err(fail("zstd -d failed"));
+    }
+    let machine = MachineContext::from_machine_id_file(&fixture.join("machine-id"))?;
+    let host = UserRecord::parse(
+        &fs::read(fixture.join("dave.identity"))?,
+        RecordOrigin::Host,
+    )?;
+    let view = host.view(&machine);
+    let uid = view.uid().ok_or_else(|| fail("no uid"))?;
+    let settings = LuksSettings::from_view(&view);
+    let home_dir = workdir.join("home/dave");
+    let active = home::activate(&home::ActivateRequest {
+        user_name: "dave",
+        image_path: &image_path,
+        home_directory: &home_dir,
+        settings: &settings,
+        passwords: &[secret("Dave-pw-789")],
+        uid,
+        gid: view.gid().unwrap_or(uid),
+        mount_flags: home::HomeMountFlags::default(),
+        work_dir: &workdir.join("work"),
+    })?;
+    check_active_home(&home_dir, uid)?;
+    let public = PublicKey::from_pem(&fs::read_to_string(fixture.join("local.public"))?)?;
+    let keys = TrustedKeys::new(None, vec![("local.public".into(), public)]);
+    if !keys.verdict(&active.header_record)?.is_trusted() {
+        return Err(fail("the header record does not verify"));
+    }
+    let identity = UserRecord::parse(
+        active
+            .identity
+            .as_deref()
+            .ok_or_else(|| fail("no ~/.identity"))?,
+        RecordOrigin::Embedded,
+    )?;
+    if !keys.verdict(&identity)?.is_trusted() || identity.user_name() != "dave" {
+        return Err(fail("~/.identity does not verify"));
+    }
+    fs::write(home_dir.join("from-our-engine"), "hello\n")?;
+    step(&format!(
+        "homed 252's image: active as uid {uid}, header record and ~/.identity verify"
+    ));
+    drop(active.image_lock);
+    home::deactivate("dave", &home_dir, &image_path)?;
+    step("deactivated");
+    Ok(())
+}
+
 /// One O_DIRECT read of the first block of `file`, printed to stdout.
 fn direct_read(file: &Path) -> Outcome {
     const ALIGN: usize = 4096;
@@ -269,12 +538,20 @@ fn main() {
             let dir = args.get(2).map_or("/run/vmtest", String::as_str);
             dmcrypt_lifecycle(Path::new(dir))
         }
+        Some("home") => match (args.get(2), args.get(3)) {
+            (Some(fs_name), Some(dir)) => home_lifecycle(fs_name, Path::new(dir)),
+            _ => Err(fail("home needs a file system and a folder")),
+        },
+        Some("fixture-252") => match (args.get(2), args.get(3)) {
+            (Some(fixture), Some(dir)) => fixture_252(Path::new(fixture), Path::new(dir)),
+            _ => Err(fail("fixture-252 needs the fixture folder and a folder")),
+        },
         Some("direct-read") => match args.get(2) {
             Some(file) => direct_read(Path::new(file)),
             None => Err(fail("direct-read needs a file")),
         },
         _ => Err(fail(
-            "usage: homed-vm-check dmcrypt-lifecycle WORKDIR | direct-read FILE",
+            "usage: homed-vm-check dmcrypt-lifecycle DIR | home FS DIR | fixture-252 FIXTURE DIR | direct-read FILE",
         )),
     };
     if let Err(e) = outcome {

@@ -168,6 +168,22 @@ impl LuksContainer {
         Ok(this)
     }
 
+    /// The container behind the active device-mapper device `name` (for lock and unlock).
+    pub fn active(name: &str) -> Result<Self, LuksError> {
+        sys::install_log_hook();
+        sys::clear_last_error();
+        let (device, raw) = RawDevice::init_by_name(name).map_err(|e| LuksError::Cryptsetup {
+            what: format!("finding the active device {name}"),
+            message: sys::take_last_error(),
+            source: e,
+        })?;
+        Ok(LuksContainer {
+            device,
+            raw,
+            path: PathBuf::from(format!("/dev/mapper/{name}")),
+        })
+    }
+
     /// The device this container lives on.
     pub fn path(&self) -> &Path {
         &self.path

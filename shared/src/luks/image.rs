@@ -138,6 +138,16 @@ impl LuksImage {
             .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(path)
             .map_err(|e| LuksError::io(format!("opening {}", path.display()), e))?;
+        Self::open_file(file, path, user_name, read_only)
+    }
+
+    /// Like [`LuksImage::open`], on a file the caller already opened (and perhaps locked).
+    pub fn open_file(
+        file: File,
+        path: &Path,
+        user_name: Option<&str>,
+        read_only: bool,
+    ) -> Result<Self, LuksError> {
         let meta = file
             .metadata()
             .map_err(|e| LuksError::io(format!("reading {}", path.display()), e))?;

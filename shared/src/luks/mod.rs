@@ -9,7 +9,9 @@
 
 mod container;
 mod error;
+mod filesystem;
 mod gpt;
+pub mod home;
 mod image;
 mod loopdev;
 mod settings;
@@ -18,6 +20,7 @@ pub mod token;
 
 pub use container::{LuksContainer, VolumeKey};
 pub use error::LuksError;
+pub use filesystem::FsType;
 pub use gpt::{
     HOME_PARTITION_TYPE, HomePartition, read_home_partition, write_home_partition_table,
 };

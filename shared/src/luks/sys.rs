@@ -197,6 +197,20 @@ impl RawDevice {
         Ok((CryptDevice::from_ptr(ptr), RawDevice { ptr }))
     }
 
+    /// `crypt_init_by_name(name)`: the context of an active device-mapper device, its header
+    /// loaded from the device underneath.
+    pub(super) fn init_by_name(name: &str) -> io::Result<(CryptDevice, RawDevice)> {
+        let name = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let mut ptr: *mut cs::crypt_device = std::ptr::null_mut();
+        // SAFETY: `name` is NUL-terminated and outlives the call; on success crypt_init_by_name
+        // stores a new context in `ptr`.
+        let rc = unsafe { cs::crypt_init_by_name(&mut ptr, name.as_ptr()) };
+        if rc < 0 {
+            return Err(io::Error::from_raw_os_error(-rc));
+        }
+        Ok((CryptDevice::from_ptr(ptr), RawDevice { ptr }))
+    }
+
     /// `crypt_resume_by_volume_key(name, key)`. The context must have been loaded, and the
     /// [`CryptDevice`] returned with this handle must still be alive.
     pub(super) fn resume_by_volume_key(&self, name: &str, key: &[u8]) -> io::Result<()> {
@@ -211,5 +225,50 @@ impl RawDevice {
         } else {
             Ok(())
         }
+    }
+}
+
+/// Sets the extended attribute `name` to `value` on an open file.
+pub(super) fn set_xattr(file: BorrowedFd<'_>, name: &str, value: &[u8]) -> io::Result<()> {
+    let name = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `name` is NUL-terminated, `value` is a valid buffer of the given length, and both
+    // outlive the call; the kernel only reads them.
+    let rc = unsafe {
+        libc::fsetxattr(
+            file.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    check(rc).map(|_| ())
+}
+
+/// Removes the extended attribute `name` from an open file; a missing attribute is fine.
+pub(super) fn remove_xattr(file: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    let name = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `name` is NUL-terminated and outlives the call.
+    let rc = unsafe { libc::fremovexattr(file.as_raw_fd(), name.as_ptr()) };
+    match check(rc) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENODATA | libc::EOPNOTSUPP)) => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
+/// Whether the extended attribute `name` is set on an open file (`false` where the file system
+/// has no xattrs).
+pub(super) fn has_xattr(file: BorrowedFd<'_>, name: &str) -> io::Result<bool> {
+    let name = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: a NULL buffer of size 0 asks only for the value's length.
+    let rc = unsafe { libc::fgetxattr(file.as_raw_fd(), name.as_ptr(), std::ptr::null_mut(), 0) };
+    if rc >= 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if matches!(e.raw_os_error(), Some(libc::ENODATA | libc::EOPNOTSUPP)) {
+        Ok(false)
+    } else {
+        Err(e)
     }
 }

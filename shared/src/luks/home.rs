@@ -1,0 +1,498 @@
+//! The LUKS home as homework handles it: create (image, file system, `/NAME`, `.identity`),
+//! activate (lock the image, mark it dirty, unlock, fsck, mount, hand the `/NAME` folder to the
+//! user, bind it onto the home directory), lock, unlock and deactivate (homed-spec §3.1–3.2, §7).
+//!
+//! Every function undoes what it did when a later step fails. They are meant to run in a worker
+//! process inside a mount namespace whose mounts propagate to the daemon's.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use secrecy::SecretString;
+
+use super::container::LuksContainer;
+use super::filesystem::{FsType, mount_flags};
+use super::image::{ImageLayout, LuksImage};
+use super::settings::LuksSettings;
+use super::{LuksError, dm_name, sys};
+use crate::record::UserRecord;
+
+/// The owner of a LUKS home's files on disk; activation maps or chowns them to the user.
+pub const STORED_UID: u32 = 65534;
+/// The xattr homed sets on an image while it is in use.
+pub const DIRTY_XATTR: &str = "user.home-dirty";
+/// How long deactivation waits for the device-mapper device to be released.
+const DEACTIVATE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Mount options from the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HomeMountFlags {
+    pub nosuid: bool,
+    pub nodev: bool,
+    pub noexec: bool,
+}
+
+impl Default for HomeMountFlags {
+    fn default() -> Self {
+        HomeMountFlags {
+            nosuid: true,
+            nodev: true,
+            noexec: false,
+        }
+    }
+}
+
+/// What creating a LUKS home needs.
+pub struct CreateRequest<'a> {
+    pub user_name: &'a str,
+    pub image_path: &'a Path,
+    pub settings: &'a LuksSettings,
+    pub fs_type: FsType,
+    pub size: u64,
+    /// The user's passwords; each gets a keyslot.
+    pub passwords: &'a [SecretString],
+    /// The full record; its embedded copy goes into the token and `~/.identity`.
+    pub record: &'a UserRecord,
+    /// An empty folder where the new file system is mounted while it is filled.
+    pub work_dir: &'a Path,
+}
+
+/// What activating a LUKS home needs.
+pub struct ActivateRequest<'a> {
+    pub user_name: &'a str,
+    pub image_path: &'a Path,
+    pub home_directory: &'a Path,
+    pub settings: &'a LuksSettings,
+    pub passwords: &'a [SecretString],
+    /// The user's UID and GID on this machine.
+    pub uid: u32,
+    pub gid: u32,
+    pub mount_flags: HomeMountFlags,
+    /// An empty folder where the file system is mounted before the bind onto the home.
+    pub work_dir: &'a Path,
+}
+
+/// An activated home.
+pub struct Activated {
+    /// The image file, holding the exclusive lock: keep it open while the home is active or
+    /// locked (homed passes it to the daemon).
+    pub image_lock: File,
+    /// The record from the LUKS header token (not yet checked against trusted keys).
+    pub header_record: UserRecord,
+    /// The raw `~/.identity` text, when there is one.
+    pub identity: Option<Vec<u8>>,
+    /// The file system found inside.
+    pub fs_type: FsType,
+}
+
+/// Undo actions collected while a multi-step operation runs.
+#[derive(Default)]
+struct Rollback {
+    mounts: Vec<PathBuf>,
+    dm: Option<String>,
+    dirty: Option<File>,
+    files: Vec<PathBuf>,
+}
+
+impl Rollback {
+    /// Undoes everything in reverse order and says what could not be undone.
+    fn run(self, err: LuksError) -> LuksError {
+        let mut left = Vec::new();
+        for m in self.mounts.iter().rev() {
+            if umount2(m, MntFlags::MNT_DETACH).is_err() {
+                left.push(format!("mount {}", m.display()));
+            }
+        }
+        if let Some(name) = &self.dm
+            && deactivate_dm(name).is_err()
+        {
+            left.push(format!("device {name}"));
+        }
+        if let Some(file) = &self.dirty {
+            let _ = sys::remove_xattr(file.as_fd(), DIRTY_XATTR);
+        }
+        for f in &self.files {
+            if fs::remove_file(f).is_err() {
+                left.push(format!("file {}", f.display()));
+            }
+        }
+        if left.is_empty() {
+            err
+        } else {
+            LuksError::Refused(format!(
+                "{err} (and undoing it left behind: {})",
+                left.join(", ")
+            ))
+        }
+    }
+}
+
+fn mount_at(
+    source: &Path,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), LuksError> {
+    mount(Some(source), target, fstype, flags, data).map_err(|e| {
+        LuksError::io(
+            format!("mounting {} on {}", source.display(), target.display()),
+            e.into(),
+        )
+    })
+}
+
+fn wait_for_node(path: &Path) -> Result<(), LuksError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        if Instant::now() > deadline {
+            return Err(LuksError::Refused(format!(
+                "{} did not appear",
+                path.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+fn refuse_active(name: &str) -> Result<(), LuksError> {
+    if Path::new(&format!("/dev/mapper/{name}")).exists() {
+        return Err(LuksError::Refused(format!(
+            "the device /dev/mapper/{name} already exists"
+        )));
+    }
+    Ok(())
+}
+
+/// Creates a new home image at `req.image_path`, which must not exist. The image is built
+/// under a temporary name in the same folder and linked into place only when complete.
+/// `populate` runs with the new home folder mounted (for the skeleton); files it makes must
+/// be owned by [`STORED_UID`].
+pub fn create(
+    req: &CreateRequest<'_>,
+    populate: impl FnOnce(&Path) -> Result<(), LuksError>,
+) -> Result<(), LuksError> {
+    let parent = req.image_path.parent().unwrap_or(Path::new("."));
+    let file_name = req
+        .image_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| LuksError::Refused("the image path has no file name".into()))?;
+    if req.image_path.exists() {
+        return Err(LuksError::Refused(format!(
+            "{} already exists",
+            req.image_path.display()
+        )));
+    }
+    let name = dm_name(req.user_name);
+    refuse_active(&name)?;
+    let mut tag = [0u8; 8];
+    getrandom::fill(&mut tag).map_err(LuksError::random)?;
+    let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    let temporary = parent.join(format!(".#{file_name}{tag}"));
+
+    let mut undo = Rollback::default();
+    let layout = ImageLayout {
+        size: req.size,
+        preallocate: !req.settings.discard,
+    };
+    let (mut image, volume_key) = LuksImage::create(
+        &temporary,
+        req.user_name,
+        req.settings,
+        &layout,
+        req.passwords,
+        req.record,
+    )?;
+    undo.files.push(temporary.clone());
+    let result = (|| {
+        let device = image.activate(req.user_name, &volume_key, req.settings.discard)?;
+        undo.dm = Some(name.clone());
+        wait_for_node(&device)?;
+        req.fs_type.mkfs(
+            &device,
+            req.user_name,
+            req.settings.file_system_uuid.as_deref(),
+        )?;
+        fs::create_dir_all(req.work_dir)
+            .map_err(|e| LuksError::io(format!("creating {}", req.work_dir.display()), e))?;
+        mount_at(
+            &device,
+            req.work_dir,
+            Some(req.fs_type.as_str()),
+            mount_flags(true, true, false),
+            Some(&req.fs_type.mount_options()),
+        )?;
+        undo.mounts.push(req.work_dir.to_owned());
+        let home = req.work_dir.join(req.user_name);
+        fs::create_dir(&home)
+            .map_err(|e| LuksError::io(format!("creating {}", home.display()), e))?;
+        let set_owner = |p: &Path, mode: u32| -> Result<(), LuksError> {
+            std::os::unix::fs::lchown(p, Some(STORED_UID), Some(STORED_UID))
+                .and_then(|()| fs::set_permissions(p, fs::Permissions::from_mode(mode)))
+                .map_err(|e| LuksError::io(format!("setting the owner of {}", p.display()), e))
+        };
+        set_owner(&home, 0o700)?;
+        let identity = home.join(".identity");
+        fs::write(&identity, req.record.embedded_copy().to_pretty_string())
+            .map_err(|e| LuksError::io(format!("writing {}", identity.display()), e))?;
+        set_owner(&identity, 0o600)?;
+        populate(&home)?;
+        let root = File::open(req.work_dir)
+            .map_err(|e| LuksError::io(format!("opening {}", req.work_dir.display()), e))?;
+        nix::unistd::syncfs(&root)
+            .map_err(|e| LuksError::io("syncing the new file system", e.into()))?;
+        drop(root);
+        umount2(req.work_dir, MntFlags::empty()).map_err(|e| {
+            LuksError::io(format!("unmounting {}", req.work_dir.display()), e.into())
+        })?;
+        undo.mounts.clear();
+        image.container().deactivate(&name, false)?;
+        undo.dm = None;
+        image
+            .file()
+            .sync_all()
+            .map_err(|e| LuksError::io("syncing the image", e))?;
+        // Linking fails if something appeared at the final name meanwhile: nothing is replaced.
+        fs::hard_link(&temporary, req.image_path).map_err(|e| {
+            if e.kind() == ErrorKind::AlreadyExists {
+                LuksError::Refused(format!("{} already exists", req.image_path.display()))
+            } else {
+                LuksError::io(format!("linking {}", req.image_path.display()), e)
+            }
+        })?;
+        let _ = fs::remove_file(&temporary);
+        Ok(())
+    })();
+    drop(volume_key);
+    drop(image);
+    result.map_err(|e| undo.run(e))
+}
+
+/// Activates a home: image lock, dirty marker, passwords, the record's LUKS parameters,
+/// `/dev/mapper/home-NAME`, fsck, mount with the record's flags, the `/NAME` folder owned by
+/// the user, and a bind mount of it onto the home directory.
+pub fn activate(req: &ActivateRequest<'_>) -> Result<Activated, LuksError> {
+    let name = dm_name(req.user_name);
+    refuse_active(&name)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(req.image_path)
+        .map_err(|e| LuksError::io(format!("opening {}", req.image_path.display()), e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(LuksError::Refused(format!(
+                "{} is in use by another process",
+                req.image_path.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(LuksError::io("locking the image", e));
+        }
+    }
+    let image_lock = file
+        .try_clone()
+        .map_err(|e| LuksError::io("duplicating the image descriptor", e))?;
+    let mut image = LuksImage::open_file(file, req.image_path, Some(req.user_name), false)?;
+    let mut undo = Rollback::default();
+    let marker = image_lock
+        .try_clone()
+        .map_err(|e| LuksError::io("duplicating the image descriptor", e))?;
+    // Like homed, go on where the file system has no user xattrs (tmpfs before Linux 6.6).
+    match sys::set_xattr(marker.as_fd(), DIRTY_XATTR, b"1") {
+        Ok(()) => undo.dirty = Some(marker),
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
+        Err(e) => return Err(LuksError::io("marking the image dirty", e)),
+    }
+
+    let result = (|| {
+        let volume_key = image.unlock(req.passwords)?;
+        image.container().check_settings(req.settings)?;
+        let header_record = image.container().token_record(&volume_key)?;
+        let device = image.activate(req.user_name, &volume_key, req.settings.discard)?;
+        drop(volume_key);
+        undo.dm = Some(name.clone());
+        wait_for_node(&device)?;
+        let fs_type = FsType::probe(&device)?.ok_or_else(|| {
+            LuksError::Refused("the LUKS volume holds no ext4, btrfs or xfs file system".into())
+        })?;
+        fs_type.fsck(&device)?;
+        fs::create_dir_all(req.work_dir)
+            .map_err(|e| LuksError::io(format!("creating {}", req.work_dir.display()), e))?;
+        let flags = mount_flags(
+            req.mount_flags.nosuid,
+            req.mount_flags.nodev,
+            req.mount_flags.noexec,
+        );
+        mount_at(
+            &device,
+            req.work_dir,
+            Some(fs_type.as_str()),
+            flags,
+            Some(&fs_type.mount_options()),
+        )?;
+        undo.mounts.push(req.work_dir.to_owned());
+        let home = req.work_dir.join(req.user_name);
+        let meta = fs::symlink_metadata(&home).map_err(|e| {
+            LuksError::io(
+                format!("finding the home folder /{} in the image", req.user_name),
+                e,
+            )
+        })?;
+        if !meta.is_dir() {
+            return Err(LuksError::Refused(format!(
+                "/{} in the image is not a folder",
+                req.user_name
+            )));
+        }
+        let identity = match fs::read(home.join(".identity")) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(LuksError::io("reading ~/.identity", e)),
+        };
+        if meta.uid() != req.uid || meta.gid() != req.gid {
+            chown_tree(&home, meta.uid(), req.uid, req.gid)?;
+        }
+        fs::create_dir_all(req.home_directory)
+            .map_err(|e| LuksError::io(format!("creating {}", req.home_directory.display()), e))?;
+        mount_at(&home, req.home_directory, None, MsFlags::MS_BIND, None)?;
+        undo.mounts.push(req.home_directory.to_owned());
+        mount_at(
+            &home,
+            req.home_directory,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+            None,
+        )?;
+        umount2(req.work_dir, MntFlags::empty()).map_err(|e| {
+            LuksError::io(format!("unmounting {}", req.work_dir.display()), e.into())
+        })?;
+        undo.mounts.retain(|m| m != req.work_dir);
+        Ok((header_record, identity, fs_type))
+    })();
+    drop(image);
+    match result {
+        Ok((header_record, identity, fs_type)) => Ok(Activated {
+            image_lock,
+            header_record,
+            identity,
+            fs_type,
+        }),
+        Err(e) => Err(undo.run(e)),
+    }
+}
+
+/// Changes the owner of everything under `root` that `from` owns to `uid`/`gid` (the fallback
+/// where idmapped mounts are unavailable). Never follows symlinks or leaves the file system.
+fn chown_tree(root: &Path, from: u32, uid: u32, gid: u32) -> Result<(), LuksError> {
+    let dev = fs::symlink_metadata(root)
+        .map_err(|e| LuksError::io(format!("reading {}", root.display()), e))?
+        .dev();
+    let mut stack = vec![root.to_owned()];
+    while let Some(path) = stack.pop() {
+        let meta = fs::symlink_metadata(&path)
+            .map_err(|e| LuksError::io(format!("reading {}", path.display()), e))?;
+        if meta.dev() != dev {
+            continue;
+        }
+        if meta.uid() == from || meta.uid() == STORED_UID {
+            std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(|e| {
+                LuksError::io(format!("changing the owner of {}", path.display()), e)
+            })?;
+        }
+        if meta.is_dir() {
+            let entries = fs::read_dir(&path)
+                .map_err(|e| LuksError::io(format!("listing {}", path.display()), e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| LuksError::io("listing a folder", e))?;
+                stack.push(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Locks an active home: syncs its file system, then suspends dm-crypt, which drops the key.
+pub fn lock(user_name: &str, home_directory: &Path) -> Result<(), LuksError> {
+    let root = File::open(home_directory)
+        .map_err(|e| LuksError::io(format!("opening {}", home_directory.display()), e))?;
+    nix::unistd::syncfs(&root).map_err(|e| LuksError::io("syncing the home", e.into()))?;
+    drop(root);
+    let name = dm_name(user_name);
+    LuksContainer::active(&name)?.suspend(&name)
+}
+
+/// Unlocks a locked home: the volume key from the passwords (read from the header of the
+/// device underneath), then resume.
+pub fn unlock(user_name: &str, passwords: &[SecretString]) -> Result<(), LuksError> {
+    let name = dm_name(user_name);
+    let mut container = LuksContainer::active(&name)?;
+    let (volume_key, _) = container.volume_key(passwords)?;
+    container.resume(&name, &volume_key)
+}
+
+/// Whether dm-crypt reports the home's device suspended (`Some(false)` when active, `None` when
+/// there is no such device).
+pub fn is_suspended(user_name: &str) -> Option<bool> {
+    let name = dm_name(user_name);
+    let entries = fs::read_dir("/sys/block").ok()?;
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        if fs::read_to_string(dir.join("dm/name")).is_ok_and(|n| n.trim() == name) {
+            let s = fs::read_to_string(dir.join("dm/suspended")).ok()?;
+            return Some(s.trim() == "1");
+        }
+    }
+    None
+}
+
+fn deactivate_dm(name: &str) -> Result<(), LuksError> {
+    let deadline = Instant::now() + DEACTIVATE_TIMEOUT;
+    loop {
+        match LuksContainer::deactivate_by_name(name) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.errno() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Deactivates a home: syncs and unmounts the home directory, removes the device-mapper device
+/// (the loop device goes with it) and clears the dirty marker on the image.
+pub fn deactivate(
+    user_name: &str,
+    home_directory: &Path,
+    image_path: &Path,
+) -> Result<(), LuksError> {
+    if let Ok(root) = File::open(home_directory) {
+        let _ = nix::unistd::syncfs(&root);
+    }
+    umount2(home_directory, MntFlags::empty())
+        .map_err(|e| LuksError::io(format!("unmounting {}", home_directory.display()), e.into()))?;
+    deactivate_dm(&dm_name(user_name))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(image_path)
+        .map_err(|e| LuksError::io(format!("opening {}", image_path.display()), e))?;
+    sys::remove_xattr(file.as_fd(), DIRTY_XATTR)
+        .map_err(|e| LuksError::io("clearing the dirty marker", e))
+}
+
+/// Whether the image carries the dirty marker (in use, or not cleanly deactivated).
+pub fn is_dirty(image_path: &Path) -> Result<bool, LuksError> {
+    let file = File::open(image_path)
+        .map_err(|e| LuksError::io(format!("opening {}", image_path.display()), e))?;
+    sys::has_xattr(file.as_fd(), DIRTY_XATTR).map_err(|e| LuksError::io("reading xattrs", e))
+}
