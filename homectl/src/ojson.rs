@@ -104,6 +104,22 @@ impl OJson {
         }
     }
 
+    /// Wipes every string and key in place (for values that held secrets).
+    pub fn wipe(&mut self) {
+        use zeroize::Zeroize as _;
+        match self {
+            OJson::String(s) | OJson::Number(s) => s.zeroize(),
+            OJson::Array(items) => items.iter_mut().for_each(OJson::wipe),
+            OJson::Object(entries) => {
+                for (k, v) in entries.iter_mut() {
+                    k.zeroize();
+                    v.wipe();
+                }
+            }
+            OJson::Null | OJson::Bool(_) => {}
+        }
+    }
+
     /// Parses JSON text, refusing trailing garbage.
     pub fn parse(text: &str) -> Result<OJson, String> {
         let mut p = Parser {

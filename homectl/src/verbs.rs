@@ -446,15 +446,19 @@ fn unlock(ctx: &mut Ctx, bus: &Manager, rest: &[String]) -> VerbResult {
     secret_verb(ctx, rest, |u, s| bus.unlock(u, s))
 }
 
+/// Reads a record from a file (or stdin for `-`). It may hold a `secret` section, so the text
+/// lives in memory that is wiped afterwards.
 fn read_identity(path: &str) -> Result<OJson, String> {
-    let text = if path == "-" {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+    let mut text = zeroize::Zeroizing::new(String::new());
+    if path == "-" {
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
             .map_err(|e| format!("Failed to read identity from standard input: {e}"))?;
-        s
     } else {
-        std::fs::read_to_string(path).map_err(|e| format!("Failed to read identity {path}: {e}"))?
-    };
+        let mut file =
+            std::fs::File::open(path).map_err(|e| format!("Failed to read identity {path}: {e}"))?;
+        std::io::Read::read_to_string(&mut file, &mut text)
+            .map_err(|e| format!("Failed to read identity {path}: {e}"))?;
+    }
     let v = OJson::parse(&text).map_err(|e| format!("Failed to parse identity: {e}"))?;
     if !matches!(v, OJson::Object(_)) {
         return Err("Failed to parse identity: not a JSON object".into());
@@ -466,7 +470,11 @@ fn read_identity(path: &str) -> Result<OJson, String> {
 fn split_secret(v: &mut OJson) -> Result<Secret, String> {
     match v.remove("secret") {
         None => Ok(Secret::default()),
-        Some(s) => Secret::parse(s.to_compact().as_bytes()).map_err(|e| e.to_string()),
+        Some(mut s) => {
+            let text = zeroize::Zeroizing::new(s.to_compact());
+            s.wipe();
+            Secret::parse(text.as_bytes()).map_err(|e| e.to_string())
+        }
     }
 }
 

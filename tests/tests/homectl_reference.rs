@@ -420,6 +420,13 @@ both bad_realname 'timeout 10 $C create x --real-name=a:b'
 both no_change 'timeout 10 $C update w1'
 both too_few 'timeout 10 $C activate'
 both too_many 'timeout 10 $C create a b'
+# create --identity=FILE
+printf '%s' '{"userName":"idf","realName":"From File","shell":"/bin/sh","storage":"directory","enforcePasswordPolicy":false,"uid":60500}' >"$D/idf.json"
+sed 's/idf/idg/; s/60500/60501/' "$D/idf.json" >"$D/idg.json"
+step ident_ours env NEWPASSWORD=Id-pw-1 timeout 30 $OURS create --identity="$D/idf.json" -G users
+step ident_theirs env NEWPASSWORD=Id-pw-1 timeout 30 $THEIRS create --identity="$D/idg.json" -G users
+step ident_json_ours timeout 10 $THEIRS inspect -j idf
+step ident_json_theirs timeout 10 $THEIRS inspect -j idg
 # On a terminal both color their output the same way.
 tty_both() { b=$1; shift; step "${b}_ours" env TERM=xterm-256color script -qec "$OURS --no-pager $*" /dev/null; step "${b}_theirs" env TERM=xterm-256color script -qec "$THEIRS --no-pager $*" /dev/null; }
 tty_both tty_list list
@@ -538,6 +545,14 @@ fn homectl_other_verbs_match_systemds_and_prompt_without_echo() {
                 TOLERATED_BETWEEN_CALLS,
             ),
             "inspect on a terminal",
+        );
+        s.expect_status("ident_ours", 0);
+        s.expect_status("ident_theirs", 0);
+        let from_file = record(&s, "ident_json_ours");
+        assert_eq!(from_file["realName"], "From File");
+        assert_eq!(
+            client_part(from_file),
+            client_part(record(&s, "ident_json_theirs"))
         );
         let pty = s.expect_status("pty", 0);
         assert!(
