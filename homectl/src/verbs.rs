@@ -454,8 +454,8 @@ fn read_identity(path: &str) -> Result<OJson, String> {
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
             .map_err(|e| format!("Failed to read identity from standard input: {e}"))?;
     } else {
-        let mut file =
-            std::fs::File::open(path).map_err(|e| format!("Failed to read identity {path}: {e}"))?;
+        let mut file = std::fs::File::open(path)
+            .map_err(|e| format!("Failed to read identity {path}: {e}"))?;
         std::io::Read::read_to_string(&mut file, &mut text)
             .map_err(|e| format!("Failed to read identity {path}: {e}"))?;
     }
