@@ -5,6 +5,7 @@ mod bus;
 mod color;
 mod help;
 mod identity;
+mod log;
 mod ojson;
 mod options;
 mod pager;
@@ -32,7 +33,7 @@ fn main() -> ExitCode {
             // getopt's messages name the program as it was invoked.
             match e.strip_prefix("homectl: ") {
                 Some(rest) => eprintln!("{program}: {rest}"),
-                None => eprintln!("{e}"),
+                None => log::error(&e),
             }
             return ExitCode::FAILURE;
         }

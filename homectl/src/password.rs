@@ -127,7 +127,7 @@ pub fn prompt_new_password(user: &str) -> Result<SecretString, String> {
         if first.expose_secret() == second.expose_secret() {
             return Ok(first);
         }
-        eprintln!("Password didn't match, try again.");
+        crate::log::error("Password didn't match, try again.");
     }
     Err("Too many attempts, giving up.".into())
 }

@@ -31,7 +31,7 @@ pub fn open_if_enabled(ask_password: bool) -> Option<Agent> {
     let child = match child {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("Failed to fork TTY ask password agent: {e}");
+            crate::log::error(format!("Failed to fork TTY ask password agent: {e}"));
             return None;
         }
     };

@@ -46,16 +46,16 @@ pub fn dispatch(opts: Options, env: EnvSecrets) -> i32 {
         ("rebalance", 0, 1),
     ];
     let Some((_, min, max)) = table.iter().find(|(n, _, _)| *n == verb) else {
-        eprintln!("Unknown command verb {verb}.");
+        crate::log::error(format!("Unknown command verb {verb}."));
         return 1;
     };
     let words = args.len().max(1);
     if words < *min {
-        eprintln!("Too few arguments.");
+        crate::log::error("Too few arguments.");
         return 1;
     }
     if words > *max {
-        eprintln!("Too many arguments.");
+        crate::log::error("Too many arguments.");
         return 1;
     }
     if verb == "help" {
@@ -102,11 +102,11 @@ pub fn dispatch(opts: Options, env: EnvSecrets) -> i32 {
                 .map_err(|e| format!("Failed to deactivate all homes: {e}")),
             "rebalance" => match bus.rebalance() {
                 Ok(()) => {
-                    eprintln!("Completed rebalancing.");
+                    crate::log::info("Completed rebalancing.");
                     Ok(0)
                 }
                 Err(e) if e.is("RebalanceNotNeeded") => {
-                    eprintln!("No homes needed rebalancing.");
+                    crate::log::info("No homes needed rebalancing.");
                     Ok(0)
                 }
                 Err(e) => Err(format!("Failed to rebalance: {e}")),
@@ -118,7 +118,7 @@ pub fn dispatch(opts: Options, env: EnvSecrets) -> i32 {
         Ok(status) => status,
         Err(message) => {
             if !message.is_empty() {
-                eprintln!("{message}");
+                crate::log::error(&message);
             }
             1
         }
@@ -165,7 +165,7 @@ fn each(
     let mut status = 0;
     for user in users {
         if let Err(e) = call(bus, user) {
-            eprintln!("{what}: {e}");
+            crate::log::error(format!("{what}: {e}"));
             status = 1;
         }
     }
@@ -300,14 +300,14 @@ fn inspect(ctx: &Ctx, bus: &Manager, rest: &[String]) -> VerbResult {
     let mut status = 0;
     for user in users_or_myself(rest) {
         if user.parse::<u32>().is_err() && !names::is_valid_relaxed(&user) {
-            eprintln!("Invalid user name '{user}'.");
+            crate::log::error(format!("Invalid user name '{user}'."));
             status = 1;
             continue;
         }
         let (text, incomplete) = match bus.user_record(&user) {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("Failed to inspect home: {e}");
+                crate::log::error(format!("Failed to inspect home: {e}"));
                 status = 1;
                 continue;
             }
@@ -315,16 +315,16 @@ fn inspect(ctx: &Ctx, bus: &Manager, rest: &[String]) -> VerbResult {
         let record = match UserRecord::parse(text.as_bytes(), RecordOrigin::Host) {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("Failed to parse user record: {e}");
+                crate::log::error(format!("Failed to parse user record: {e}"));
                 status = 1;
                 continue;
             }
         };
         if incomplete {
-            eprintln!(
+            crate::log::warning(format!(
                 "Warning: lacking rights to acquire privileged fields of user record of '{}', output incomplete.",
                 record.user_name()
-            );
+            ));
         }
         match effective_json(ctx.opts.json) {
             JsonMode::Off | JsonMode::Auto => {
@@ -376,14 +376,14 @@ fn handle_error(
     if e.is("BadPassword") || e.is("BadPasswordAndNoToken") {
         if e.is("BadPasswordAndNoToken") {
             if secret.passwords().is_empty() {
-                eprintln!("Security token not inserted, please enter password.");
+                crate::log::notice("Security token not inserted, please enter password.");
             } else {
-                eprintln!(
-                    "Password incorrect or not sufficient, and configured security token not inserted, please try again."
+                crate::log::notice(
+                    "Password incorrect or not sufficient, and configured security token not inserted, please try again.",
                 );
             }
         } else if !secret.passwords().is_empty() {
-            eprintln!("Password incorrect or not sufficient, please try again.");
+            crate::log::notice("Password incorrect or not sufficient, please try again.");
         }
         let _ = ctx;
         secret.prepend_password(ask(question)?);
@@ -391,7 +391,7 @@ fn handle_error(
     }
     if e.is("BadRecoveryKey") {
         if !secret.passwords().is_empty() {
-            eprintln!("Recovery key incorrect or not sufficient, please try again.");
+            crate::log::notice("Recovery key incorrect or not sufficient, please try again.");
         }
         secret.prepend_password(ask(format!("Please enter recovery key for user {user}:"))?);
         return Ok(());
@@ -426,7 +426,7 @@ fn secret_verb(
         if let Err(e) =
             with_secret_retry(ctx, user, &mut secret, false, |s| call(user, &s.to_json()))
         {
-            eprintln!("{e}");
+            crate::log::error(&e);
             status = 1;
         }
     }
@@ -544,9 +544,9 @@ fn create(ctx: &mut Ctx, bus: &Manager, name: Option<&String>) -> VerbResult {
         match bus.create(&text) {
             Ok(()) => return Ok(0),
             Err(e) if e.is("LowPasswordQuality") => {
-                eprintln!("{e}");
-                eprintln!(
-                    "(Use --enforce-password-policy=no to turn off password quality checks for this account.)"
+                crate::log::error(e.to_string());
+                crate::log::info(
+                    "(Use --enforce-password-policy=no to turn off password quality checks for this account.)",
                 );
                 let pw = password::prompt_new_password(&user)?;
                 set_hashed_password(&mut v, &pw)?;
@@ -611,19 +611,19 @@ fn update(ctx: &mut Ctx, bus: &Manager, name: Option<&String>) -> VerbResult {
         ));
     }
     if ctx.opts.and_resize || ctx.opts.and_change_password {
-        eprintln!("Updating home directory.");
+        crate::log::info("Updating home directory.");
     }
     with_secret_retry(ctx, &user, &mut secret, false, |s| {
         bus.update(&identity::with_secret(&v, s))
     })?;
     if ctx.opts.and_resize {
-        eprintln!("Resizing home.");
+        crate::log::info("Resizing home.");
         with_secret_retry(ctx, &user, &mut secret, false, |s| {
             bus.resize(&user, u64::MAX, &s.to_json())
         })?;
     }
     if ctx.opts.and_change_password {
-        eprintln!("Synchronizing passwords and encryption keys.");
+        crate::log::info("Synchronizing passwords and encryption keys.");
         with_secret_retry(ctx, &user, &mut secret, false, |s| {
             bus.change_password(&user, "{}", &s.to_json())
         })?;
@@ -647,7 +647,7 @@ fn passwd(ctx: &mut Ctx, bus: &Manager, name: Option<&String>) -> VerbResult {
         match bus.change_password(&user, &new_json, &old.to_json()) {
             Ok(()) => return Ok(0),
             Err(e) if e.is("LowPasswordQuality") => {
-                eprintln!("{e}");
+                crate::log::error(e.to_string());
                 new = Secret::default();
                 new.prepend_password(password::prompt_new_password(&user)?);
             }
@@ -734,14 +734,16 @@ fn with(ctx: &mut Ctx, bus: &Manager, rest: &[String]) -> VerbResult {
                 .raw_os_error()
                 .map(|n| nix::errno::Errno::from_raw(n).desc().to_owned())
                 .unwrap_or_else(|| e.to_string());
-            eprintln!("Failed to execute {}: {why}", command[0]);
+            crate::log::error(format!("Failed to execute {}: {why}", command[0]));
             255
         }
     };
     match bus.release(&user) {
         Ok(()) => {}
         Err(e) if e.is("HomeBusy") => {
-            eprintln!("Not deactivating home directory of {user}, as it is still used.");
+            crate::log::notice(format!(
+                "Not deactivating home directory of {user}, as it is still used."
+            ));
         }
         Err(e) => return Err(format!("Failed to release user home: {e}")),
     }

@@ -433,6 +433,7 @@ tty_both tty_list list
 tty_both tty_inspect inspect w1
 tty_both tty_json -j inspect w1
 tty_both tty_listjson --json=pretty list
+tty_both tty_error inspect nosuch
 # Without --no-pager both page through less, which shows a short listing and quits.
 step tty_paged_ours env TERM=xterm-256color script -qec "$OURS list" /dev/null
 step tty_paged_theirs env TERM=xterm-256color script -qec "$THEIRS list" /dev/null
@@ -536,6 +537,14 @@ fn homectl_other_verbs_match_systemds_and_prompt_without_echo() {
                 "{step}"
             );
         }
+        // Errors are red on a terminal, the same for both.
+        let o = s.expect_status("tty_error_ours", 1);
+        assert!(
+            o.stdout.contains("\x1B[0;1;31mFailed to inspect home"),
+            "{}",
+            o.stdout
+        );
+        assert_eq!(o.stdout, s.expect_status("tty_error_theirs", 1).stdout);
         let tty = &s.expect_status("tty_inspect_ours", 0).stdout;
         assert!(tty.contains("Login OK: \x1B[0;1;32myes\x1B[0m"), "{tty}");
         assert_same_lines(
