@@ -728,7 +728,17 @@ fn with(ctx: &mut Ctx, bus: &Manager, rest: &[String]) -> VerbResult {
     // Closing the reference lets the daemon deactivate the home once nobody else holds it.
     drop(fd);
     let code = match status {
-        Ok(s) => s.code().unwrap_or(1),
+        Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
+            (Some(code), _) => code,
+            (None, Some(sig)) => {
+                let name = nix::sys::signal::Signal::try_from(sig)
+                    .map(|s| s.as_str().trim_start_matches("SIG").to_owned())
+                    .unwrap_or_else(|_| sig.to_string());
+                crate::log::error(format!("{} terminated by signal {name}.", command[0]));
+                1
+            }
+            (None, None) => 1,
+        },
         Err(e) => {
             let why = e
                 .raw_os_error()

@@ -404,6 +404,7 @@ both deactivate_all 'timeout 10 $C deactivate-all'
 both state_after_all 'timeout 10 $C inspect w1'
 both rebalance 'timeout 10 $C rebalance'
 both with_fds 'PASSWORD=With-pw-1 timeout 20 $C with w1 -- sh -c "ls /proc/\$\$/fd"'
+both with_signal 'PASSWORD=With-pw-1 timeout 20 $C with w1 -- sh -c "kill -TERM \$\$"'
 both with_missing 'PASSWORD=With-pw-1 timeout 20 $C with w1 -- /nonexistent/command'
 both nobody_inspect 'timeout 10 setpriv --reuid=65534 --regid=65534 --clear-groups $C inspect w1'
 both nobody_activate 'PASSWORD=With-pw-1 timeout 10 setpriv --reuid=65534 --regid=65534 --clear-groups $C activate w1'
@@ -478,6 +479,7 @@ fn homectl_other_verbs_match_systemds_and_prompt_without_echo() {
         for step in [
             "with_fds",
             "with_missing",
+            "with_signal",
             "nobody_activate",
             "nobody_authenticate",
             "lock",
