@@ -2,6 +2,7 @@
 
 mod bus;
 mod engine;
+mod sleep;
 mod userdb;
 mod worker;
 
@@ -100,6 +101,15 @@ async fn run(machine: homed_shared::MachineContext, sleep_mode: SleepMode) -> Ex
             return ExitCode::FAILURE;
         }
     };
+    if engine.sleep_mode == SleepMode::Inhibitor {
+        let (conn, engine) = (conn.clone(), engine.clone());
+        if let Err(e) = std::thread::Builder::new()
+            .name("sleep".into())
+            .spawn(move || zbus::block_on(sleep::run_inhibitor(conn, engine)))
+        {
+            eprintln!("homed: cannot watch for sleep: {e}");
+        }
+    }
     match userdb::serve(Arc::clone(&engine)) {
         Ok(()) => {}
         Err(e) => eprintln!("homed: cannot serve io.systemd.UserDatabase: {e}"),
