@@ -28,6 +28,27 @@ scenario() {
     fi
 }
 
+stage=main
+for word in $(cat /proc/cmdline); do
+    case $word in homed_vmtest=*) stage=${word#homed_vmtest=} ;; esac
+done
+
+case $stage in
+powercut-1)
+    echo "VMTEST BEGIN power cut, first boot"
+    homed-vm-check powercut-write /dev/vda /vm || echo "VMTEST FAIL powercut-write"
+    # Not reached when all goes well: the host kills qemu during the writes.
+    poweroff -f
+    ;;
+powercut-2)
+    echo "VMTEST BEGIN power cut, second boot"
+    scenario powercut-recover homed-vm-check powercut-verify /dev/vda /vm
+    echo "VMTEST END"
+    sync
+    poweroff -f
+    ;;
+esac
+
 # Images live on ext4 (as /home usually is), so the dirty xattr works: a sparse file system
 # on a loop device over the RAM-backed /run.
 truncate -s 4G /run/disk.img

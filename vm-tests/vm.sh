@@ -3,7 +3,7 @@
 # need), boots it, runs the LUKS scenarios on real dm-crypt, and prints one PASS/FAIL line per
 # scenario. Exit status 0 only when every scenario passed.
 #
-#   vm-tests/vm.sh [kernel|initramfs|run|all]      (default: all)
+#   vm-tests/vm.sh [kernel|initramfs|run|all|powercut]      (default: all)
 #
 # Downloads and the extracted kernel are cached in $HOMED_VM_CACHE (default /var/cache/homed-vm),
 # outside the clone. Needs root (apt-get download, depmod), qemu-system-x86, busybox-static, cpio,
@@ -23,6 +23,7 @@ mem=${HOMED_VM_MEMORY:-1536}
 modules=(
     loop dm-mod dm-crypt xts ecb cbc af_alg algif_skcipher algif_hash
     crc16 crc32c_generic mbcache jbd2 ext4 btrfs xfs
+    virtio_pci virtio_blk
 )
 
 log() { echo "vm-test: $*" >&2; }
@@ -147,30 +148,81 @@ initramfs() {
     echo "$out"
 }
 
-run() {
-    local kdir ver initrd logf rc=0
-    kdir=$(kernel)
-    ver=$(ls "$kdir/lib/modules")
-    initrd=$(initramfs)
-    logf=$cache/last-run.log
-    log "booting $ver (TCG, ${mem} MiB, timeout ${timeout_secs}s); console log: $logf"
-    timeout --kill-after=10 "$timeout_secs" qemu-system-x86_64 \
+# Boots the guest once. $1: console log; $2: stage (kernel command line); more args go to qemu.
+boot() {
+    local logf=$1 stage=$2
+    shift 2
+    # exec: when this runs in the background, its PID is qemu's, so the caller can kill it.
+    exec qemu-system-x86_64 \
         -m "$mem" -smp 2 -cpu max -nographic -no-reboot -nodefaults \
         -serial stdio -monitor none \
-        -kernel "$kdir/boot/vmlinuz-$ver" -initrd "$initrd" \
-        -append "console=ttyS0 quiet panic=-1 rdinit=/init" \
-        < /dev/null > "$logf" 2>&1 || rc=$?
-    tr -d '\r' < "$logf" | grep -E '^(VMTEST|  - |homed-vm-check:)' || true
-    local pass fail
-    pass=$(tr -d '\r' < "$logf" | grep -c '^VMTEST PASS' || true)
-    fail=$(tr -d '\r' < "$logf" | grep -c '^VMTEST FAIL' || true)
-    if ! tr -d '\r' < "$logf" | grep -q '^VMTEST END'; then
-        log "the guest did not finish (qemu exit $rc); last lines:"
-        tr -d '\r' < "$logf" | tail -20 >&2
-        echo "test result: FAILED. $pass passed; $((fail + 1)) failed; 0 ignored (vm-tests)"
-        return 1
+        -kernel "$kernel_dir/boot/vmlinuz-$kernel_ver" -initrd "$initrd" \
+        -append "console=ttyS0 quiet panic=-1 rdinit=/init homed_vmtest=$stage" \
+        "$@" < /dev/null > "$logf" 2>&1
+}
+
+# Prints a console log's scenario lines.
+show() { tr -d '\r' < "$1" | grep -E '^(VMTEST|  - |homed-vm-check:)' || true; }
+
+# The power cut: the first boot makes a home on a virtio disk, syncs a file and keeps writing
+# until qemu is killed; the second boot must activate it with everything synced intact.
+powercut() {
+    local disk log1=$cache/powercut-1.log log2=$cache/powercut-2.log pid deadline
+    disk=$(mktemp "${TMPDIR:-/tmp}/homed-vm-disk.XXXXXX")
+    truncate -s 1G "$disk"
+    : > "$log1"
+    boot "$log1" powercut-1 -drive "file=$disk,format=raw,if=virtio" &
+    pid=$!
+    deadline=$((SECONDS + timeout_secs))
+    until tr -d '\r' < "$log1" 2>/dev/null | grep -q '^VMTEST SYNCED'; do
+        if ! kill -0 "$pid" 2>/dev/null || [ $SECONDS -gt $deadline ]; then
+            kill -9 "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+            show "$log1"
+            echo "VMTEST FAIL powercut-recover (the first boot never synced)"
+            rm -f "$disk"
+            return
+        fi
+        sleep 0.5
+    done
+    # Let the unsynced writes run a little, then pull the plug.
+    until [ "$(tr -d '\r' < "$log1" | grep -c '^  - writing')" -ge 2 ] || [ $SECONDS -gt $deadline ]; do
+        sleep 0.2
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    show "$log1"
+    echo "  - qemu killed during the writes"
+    timeout --kill-after=10 "$timeout_secs" \
+        bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot '$log2' powercut-2 -drive 'file=$disk,format=raw,if=virtio'" || true
+    show "$log2"
+    if ! tr -d '\r' < "$log2" | grep -q '^VMTEST END'; then
+        echo "VMTEST FAIL powercut-recover (the second boot did not finish)"
+        tr -d '\r' < "$log2" | tail -20 | sed 's/^/    /'
     fi
-    local verdict=ok.
+    rm -f "$disk"
+}
+
+run() {
+    local logf rc=0 results=$cache/last-results.txt
+    kernel_dir=$(kernel)
+    kernel_ver=$(ls "$kernel_dir/lib/modules")
+    initrd=$(initramfs)
+    logf=$cache/last-run.log
+    log "booting $kernel_ver (TCG, ${mem} MiB, timeout ${timeout_secs}s); console logs in $cache"
+    {
+        timeout --kill-after=10 "$timeout_secs" \
+            bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot '$logf' main" || rc=$?
+        show "$logf"
+        if ! tr -d '\r' < "$logf" | grep -q '^VMTEST END'; then
+            echo "VMTEST FAIL main-boot (the guest did not finish, qemu exit $rc)"
+            tr -d '\r' < "$logf" | tail -20 | sed 's/^/    /'
+        fi
+        powercut
+    } | tee "$results"
+    local pass fail verdict=ok.
+    pass=$(grep -c '^VMTEST PASS' "$results" || true)
+    fail=$(grep -c '^VMTEST FAIL' "$results" || true)
     [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ] || verdict=FAILED.
     # The same form as cargo's, so the summary of `make test` counts the scenarios.
     echo "test result: $verdict $pass passed; $fail failed; 0 ignored (vm-tests)"
@@ -181,5 +233,11 @@ case "${1:-all}" in
     kernel) kernel ;;
     initramfs) initramfs ;;
     run | all) run ;;
-    *) echo "usage: $0 [kernel|initramfs|run|all]" >&2; exit 2 ;;
+    powercut)
+        kernel_dir=$(kernel)
+        kernel_ver=$(ls "$kernel_dir/lib/modules")
+        initrd=$(initramfs)
+        powercut
+        ;;
+    *) echo "usage: $0 [kernel|initramfs|run|all|powercut]" >&2; exit 2 ;;
 esac

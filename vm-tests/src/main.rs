@@ -5,6 +5,8 @@
 //!     homed-vm-check dmcrypt-lifecycle WORKDIR
 //!     homed-vm-check home ext4|btrfs|xfs WORKDIR
 //!     homed-vm-check fixture-252 FIXTUREDIR WORKDIR
+//!     homed-vm-check powercut-write DISK MOUNTPOINT   (never returns: the host kills qemu)
+//!     homed-vm-check powercut-verify DISK MOUNTPOINT
 //!     homed-vm-check direct-read FILE      (helper: one O_DIRECT read, prints the bytes)
 
 #![forbid(unsafe_code)]
@@ -516,6 +518,142 @@ fn fixture_252(fixture: &Path, workdir: &Path) -> Outcome {
     Ok(())
 }
 
+/// Deterministic content, so the second boot can check what the first one synced.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ ((i >> 9) as u8))
+        .collect()
+}
+
+const POWERCUT_USER: &str = "pcut";
+
+fn powercut_paths(mnt: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        mnt.join(format!("{POWERCUT_USER}.home")),
+        mnt.join("home").join(POWERCUT_USER),
+        mnt.join("work"),
+    )
+}
+
+fn powercut_activate(mnt: &Path) -> Result<home::Activated, Box<dyn Error>> {
+    let (image_path, home_dir, work) = powercut_paths(mnt);
+    Ok(home::activate(&home::ActivateRequest {
+        user_name: POWERCUT_USER,
+        image_path: &image_path,
+        home_directory: &home_dir,
+        settings: &settings(),
+        passwords: &[secret(PASSWORD)],
+        uid: 60222,
+        gid: 60222,
+        mount_flags: home::HomeMountFlags::default(),
+        work_dir: &work,
+    })?)
+}
+
+/// First boot: a home on the virtio disk, a file synced, then writes that never stop; the host
+/// kills qemu in the middle of them.
+fn powercut_write(disk: &Path, mnt: &Path) -> Outcome {
+    mkfs_plain(disk)?;
+    fs::create_dir_all(mnt)?;
+    mount(
+        Some(disk),
+        mnt,
+        Some("ext4"),
+        MsFlags::empty(),
+        None::<&str>,
+    )?;
+    let (image_path, home_dir, work) = powercut_paths(mnt);
+    let key = SigningKey::generate()?;
+    fs::write(mnt.join("key.public"), key.public_key().to_pem())?;
+    let record = record_for(POWERCUT_USER, &key)?;
+    home::create(
+        &home::CreateRequest {
+            user_name: POWERCUT_USER,
+            image_path: &image_path,
+            settings: &settings(),
+            fs_type: FsType::Ext4,
+            size: 256 * MIB,
+            passwords: &[secret(PASSWORD)],
+            record: &record,
+            work_dir: &work,
+        },
+        |_| Ok(()),
+    )?;
+    let _active = powercut_activate(mnt)?;
+    {
+        let mut f = File::create(home_dir.join("synced.bin"))?;
+        f.write_all(&pattern(4 * MIB as usize, 7))?;
+        f.sync_all()?;
+    }
+    nix::unistd::syncfs(File::open(&home_dir)?)?;
+    nix::unistd::syncfs(File::open(mnt)?)?;
+    println!("VMTEST SYNCED");
+    std::io::stdout().flush()?;
+    for n in 0u64.. {
+        let mut f = File::create(home_dir.join(format!("unsynced-{}", n % 64)))?;
+        f.write_all(&pattern(MIB as usize, n as u8))?;
+        if n % 16 == 0 {
+            println!("  - writing ({n} MiB)");
+        }
+    }
+    Ok(())
+}
+
+/// Second boot: the home activates (fsck repairs what the cut left), the synced file is
+/// intact, and the records still verify.
+fn powercut_verify(disk: &Path, mnt: &Path) -> Outcome {
+    fs::create_dir_all(mnt)?;
+    mount(
+        Some(disk),
+        mnt,
+        Some("ext4"),
+        MsFlags::empty(),
+        None::<&str>,
+    )?;
+    let (image_path, home_dir, _) = powercut_paths(mnt);
+    if home::is_dirty(&image_path)? {
+        step("the image is marked dirty (it was active at the cut)");
+    }
+    let active = powercut_activate(mnt)?;
+    step("activated after the power cut (fsck ran)");
+    if fs::read(home_dir.join("synced.bin"))? != pattern(4 * MIB as usize, 7) {
+        return Err(fail("the synced file is damaged"));
+    }
+    step("everything synced before the cut is intact");
+    let public = PublicKey::from_pem(&fs::read_to_string(mnt.join("key.public"))?)?;
+    let keys = TrustedKeys::new(None, vec![("vm.public".into(), public)]);
+    let identity = UserRecord::parse(
+        active
+            .identity
+            .as_deref()
+            .ok_or_else(|| fail("no ~/.identity"))?,
+        RecordOrigin::Embedded,
+    )?;
+    if !keys.verdict(&active.header_record)?.is_trusted() || !keys.verdict(&identity)?.is_trusted()
+    {
+        return Err(fail("a record no longer verifies"));
+    }
+    step("the header record and ~/.identity still verify");
+    drop(active.image_lock);
+    home::deactivate(POWERCUT_USER, &home_dir, &image_path)?;
+    if home::is_dirty(&image_path)? {
+        return Err(fail("still dirty after a clean deactivate"));
+    }
+    umount(mnt)?;
+    Ok(())
+}
+
+fn mkfs_plain(device: &Path) -> Outcome {
+    let status = Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(device)
+        .status()?;
+    if !status.success() {
+        return Err(fail(format!("mkfs.ext4 {} failed", device.display())));
+    }
+    Ok(())
+}
+
 /// One O_DIRECT read of the first block of `file`, printed to stdout.
 fn direct_read(file: &Path) -> Outcome {
     const ALIGN: usize = 4096;
@@ -545,6 +683,14 @@ fn main() {
         Some("fixture-252") => match (args.get(2), args.get(3)) {
             (Some(fixture), Some(dir)) => fixture_252(Path::new(fixture), Path::new(dir)),
             _ => Err(fail("fixture-252 needs the fixture folder and a folder")),
+        },
+        Some("powercut-write") => match (args.get(2), args.get(3)) {
+            (Some(disk), Some(mnt)) => powercut_write(Path::new(disk), Path::new(mnt)),
+            _ => Err(fail("powercut-write needs a disk and a folder")),
+        },
+        Some("powercut-verify") => match (args.get(2), args.get(3)) {
+            (Some(disk), Some(mnt)) => powercut_verify(Path::new(disk), Path::new(mnt)),
+            _ => Err(fail("powercut-verify needs a disk and a folder")),
         },
         Some("direct-read") => match args.get(2) {
             Some(file) => direct_read(Path::new(file)),
