@@ -36,7 +36,9 @@ impl<T> Enumeration<T> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes a new snapshot (`setXXent`), which also restarts the walk.
+    /// Takes a new snapshot (`setXXent`), which also restarts the walk. The snapshot is taken
+    /// before the lock: no lock is held across file or socket I/O (a fork in another thread
+    /// then cannot leave it locked in the child).
     pub fn start(&self, load: impl FnOnce() -> Answer<Vec<T>>) -> Answer<()> {
         let (state, answer) = match load() {
             Answer::Found(items) => (Ok(Walk { items, next: 0 }), Answer::Found(())),
@@ -66,17 +68,23 @@ impl<T> Enumeration<T> {
         load: impl FnOnce() -> Answer<Vec<T>>,
         write: impl FnOnce(Step<'_, T>) -> (R, bool),
     ) -> R {
-        let mut guard = self.lock();
-        if guard.is_none() {
-            *guard = Some(match load() {
+        if self.lock().is_none() {
+            // Loaded without the lock held, as in `start`; if another thread started a walk
+            // meanwhile, this snapshot is dropped and that walk continues.
+            let fresh = match load() {
                 Answer::Found(items) => Ok(Walk { items, next: 0 }),
                 Answer::NotFound => Ok(Walk {
                     items: Vec::new(),
                     next: 0,
                 }),
                 Answer::Unavailable(e) => Err(e),
-            });
+            };
+            let mut guard = self.lock();
+            if guard.is_none() {
+                *guard = Some(fresh);
+            }
         }
+        let mut guard = self.lock();
         match guard.as_mut() {
             Some(Ok(walk)) => {
                 let (result, delivered) = match walk.items.get(walk.next) {

@@ -21,8 +21,8 @@
 //! against the records they point to.
 //!
 //! Readers cache verified records per process, keyed by each file's identity (device, inode,
-//! size, mtime, ctime), and re-read the key only when the directory's identity changes, which
-//! every rename in it does. So files must be replaced by renaming, as [`publish`] does: a file
+//! size, mtime, ctime), and look at the key file again only when the directory's identity
+//! changes, which every rename in it does. So files must be replaced by renaming, as [`publish`] does: a file
 //! rewritten in place within one clock tick may go unnoticed by a process that cached it.
 
 mod format;

@@ -74,11 +74,13 @@ struct Index {
 
 #[derive(Default)]
 struct DirCache {
-    /// The directory's identity when the key was last checked. Writers replace files by
-    /// renaming, which changes it, so while it stays the same the key file has not changed
-    /// and need not be looked at again.
+    /// The directory's identity when the key file was last looked at. Writers replace files by
+    /// renaming, which changes it, so while it stays the same the key file has not changed.
     dir: Option<FileId>,
-    key: Option<(FileId, PublicKey)>,
+    /// The identity of the key file the cached records were verified with.
+    key_id: Option<FileId>,
+    /// The key itself, read when a record first needs verifying.
+    key: Option<PublicKey>,
     users: HashMap<String, (FileId, Option<Arc<PublishedUser>>)>,
     index: Option<(FileId, Arc<Index>)>,
 }
@@ -126,7 +128,6 @@ fn read_trusted(path: &Path) -> std::io::Result<(FileId, Zeroizing<Vec<u8>>)> {
 /// The published records in one directory, if it exists and can be trusted.
 pub struct Published {
     dir: PathBuf,
-    key: PublicKey,
 }
 
 fn neutral_machine() -> MachineContext {
@@ -136,58 +137,53 @@ fn neutral_machine() -> MachineContext {
 
 impl Published {
     /// `None` when `dir` is missing, is not a root-owned directory that only root can write,
-    /// or holds no usable machine key: then nothing is published there.
+    /// or has no machine key: then nothing is published there. The key is read only when a
+    /// record needs verifying, so a lookup of an unknown name never parses it.
     pub fn open(dir: &Path) -> Option<Published> {
         let meta = fs::symlink_metadata(dir).ok()?;
         if !meta.is_dir() || !trusted(&meta) {
             return None;
         }
         let dir_id = FileId::of(&meta);
-        let unchanged = |c: &mut DirCache| {
-            c.key
-                .as_ref()
-                .filter(|_| c.dir == Some(dir_id))
-                .map(|(_, k)| k.clone())
-        };
-        if let Some(key) = with_dir(dir, unchanged) {
+        if with_dir(dir, |c| c.dir == Some(dir_id)) {
             return Some(Published {
                 dir: dir.to_path_buf(),
-                key,
             });
         }
-        let key_path = dir.join(PUBLIC_KEY_FILE);
-        let key_meta = fs::symlink_metadata(&key_path).ok()?;
-        let id = FileId::of(&key_meta);
-        let same_key = |c: &mut DirCache| {
-            c.key
-                .as_ref()
-                .filter(|(cached, _)| *cached == id)
-                .map(|(_, k)| k.clone())
-        };
-        if let Some(key) = with_dir(dir, |c| {
-            let key = same_key(c);
-            if key.is_some() {
-                c.dir = Some(dir_id);
-            }
-            key
-        }) {
-            return Some(Published {
-                dir: dir.to_path_buf(),
-                key,
-            });
+        let key_meta = fs::symlink_metadata(dir.join(PUBLIC_KEY_FILE)).ok()?;
+        if !key_meta.is_file() || !trusted(&key_meta) {
+            return None;
         }
-        let (id, text) = read_trusted(&key_path).ok()?;
-        let key = PublicKey::from_pem(std::str::from_utf8(&text).ok()?).ok()?;
+        let key_id = FileId::of(&key_meta);
         with_dir(dir, |c| {
-            // A new key invalidates every record verified with the old one.
-            *c = DirCache::default();
+            if c.key_id != Some(key_id) {
+                // A new key invalidates every record verified with the old one.
+                *c = DirCache::default();
+                c.key_id = Some(key_id);
+            }
             c.dir = Some(dir_id);
-            c.key = Some((id, key.clone()));
         });
         Some(Published {
             dir: dir.to_path_buf(),
-            key,
         })
+    }
+
+    /// The machine key, read and cached on first use.
+    fn key(&self) -> Option<PublicKey> {
+        if let Some(key) = with_dir(&self.dir, |c| c.key.clone()) {
+            return Some(key);
+        }
+        let (id, text) = read_trusted(&self.dir.join(PUBLIC_KEY_FILE)).ok()?;
+        let key = PublicKey::from_pem(std::str::from_utf8(&text).ok()?).ok()?;
+        with_dir(&self.dir, |c| {
+            if c.key_id != Some(id) {
+                // Replaced since `open` looked: start over with this one.
+                *c = DirCache::default();
+                c.key_id = Some(id);
+            }
+            c.key = Some(key.clone());
+        });
+        Some(key)
     }
 
     /// The directory these records live in.
@@ -212,7 +208,8 @@ impl Published {
             return hit;
         }
         let (id, text) = read_trusted(&path).ok()?;
-        let user = verify_text(&text, &self.key)
+        let key = self.key()?;
+        let user = verify_text(&text, &key)
             .filter(|r| r.user_name() == name && !r.json().contains_key("privileged"))
             .and_then(|record| {
                 let machine = neutral_machine();
@@ -346,7 +343,10 @@ impl Published {
             }
             Err(_) => return Ok(None),
         };
-        let Some(record) = verify_text(&text, &self.key).filter(|r| r.user_name() == name) else {
+        let Some(key) = self.key() else {
+            return Ok(None);
+        };
+        let Some(record) = verify_text(&text, &key).filter(|r| r.user_name() == name) else {
             return Ok(None);
         };
         let machine = neutral_machine();
