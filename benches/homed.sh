@@ -38,10 +38,15 @@ if [ "${1:-}" != "--inside" ]; then
         echo "| step | homed median ms | systemd-homed median ms | ratio (homed / systemd-homed) |"
         echo "|---|---|---|---|"
         for step in create activate authenticate deactivate; do
-            ours=$(awk -v s="$step" '$1 == "ours" && $2 == s {print $3}' "$out" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}')
-            theirs=$(awk -v s="$step" '$1 == "reference" && $2 == s {print $3}' "$out" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}')
+            # Median in milliseconds of one daemon's timings of one step.
+            median() {
+                awk -v w="$1" -v s="$step" '$1 == w && $2 == s {print $3 / 1000000}' "$out" | sort -n |
+                    awk '{a[NR] = $1} END {printf "%.1f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+            }
+            ours=$(median ours)
+            theirs=$(median reference)
             ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2f×", (b > 0) ? a / b : 0 }')
-            printf '| %s | %.1f | %.1f | %s |\n' "$step" "$(echo "$ours / 1000000" | bc -l)" "$(echo "$theirs / 1000000" | bc -l)" "$ratio"
+            echo "| $step | $ours | $theirs | $ratio |"
         done
     } | tee "$root/benches/results/homed.md"
     exit
