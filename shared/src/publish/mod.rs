@@ -31,7 +31,7 @@ mod writer;
 
 pub use format::{PublishError, public_part, resolve, signed_text, verify_text};
 pub use reader::{Published, PublishedUser, ShadowDenied};
-pub use writer::{publish, publish_resolved, unpublish};
+pub use writer::{publish, publish_all, publish_resolved, unpublish};
 
 /// Where the daemon publishes.
 pub const PUBLISH_DIR: &str = "/run/homed/nss";

@@ -169,3 +169,30 @@ fn untrusted_unsigned_and_writable_files_are_refused() {
         "world-writable directory"
     );
 }
+
+#[test]
+fn publish_all_removes_stale_users_and_resigns_with_a_new_key() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let old = SigningKey::generate().unwrap();
+    let dir = published_fixtures(&old);
+    let m = machine();
+    let (alice, carol) = (fixture("alice"), fixture("carol"));
+    let new = SigningKey::generate().unwrap();
+    publish_all(dir.path(), &[alice.view(&m), carol.view(&m)], &new).unwrap();
+    let p = Published::open(dir.path()).unwrap();
+    let names: Vec<String> = p
+        .all_users()
+        .iter()
+        .map(|u| u.passwd.name.clone())
+        .collect();
+    assert_eq!(names, ["alice", "carol"]);
+    assert!(!dir.path().join("bob.privileged").exists());
+    assert!(p.shadow("carol").unwrap().is_some());
+    publish_all(dir.path(), &[], &new).unwrap();
+    let p = Published::open(dir.path()).unwrap();
+    assert!(p.all_users().is_empty());
+    assert!(p.user("alice").is_none());
+}

@@ -178,3 +178,45 @@ pub fn unpublish(dir: &Path, name: &str) -> Result<(), PublishError> {
     }
     rebuild_index(dir)
 }
+
+/// Makes `dir` hold exactly the records seen through `views`: publishes each and removes the
+/// files of users no longer among them (for the daemon's start and for key changes, after
+/// which every record must be signed again).
+pub fn publish_all(
+    dir: &Path,
+    views: &[RecordView<'_>],
+    key: &SigningKey,
+) -> Result<(), PublishError> {
+    let mut keep = std::collections::BTreeSet::new();
+    for view in views {
+        publish(dir, view, key)?;
+        keep.insert(view.user_name().to_owned());
+    }
+    let stale: Vec<String> = fs::read_dir(dir)
+        .map_err(write_error(dir))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.'))
+        .filter_map(|n| {
+            n.strip_suffix(USER_SUFFIX)
+                .or_else(|| n.strip_suffix(PRIVILEGED_SUFFIX))
+                .map(str::to_owned)
+        })
+        .filter(|n| !keep.contains(n))
+        .collect();
+    for name in stale {
+        unpublish(dir, &name)?;
+    }
+    if views.is_empty() {
+        // Nothing published yet still means "the daemon publishes": keep key and index.
+        ensure_dir(dir)?;
+        let _lock = DirLock::take(dir)?;
+        write_atomic(
+            dir,
+            PUBLIC_KEY_FILE,
+            key.public_key().to_pem().as_bytes(),
+            0o644,
+        )?;
+        rebuild_index(dir)?;
+    }
+    Ok(())
+}
