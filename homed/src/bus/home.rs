@@ -24,8 +24,11 @@ impl HomeObject {
     }
 }
 
-fn secret(text: &str) -> Result<homed_shared::record::Secret, BusError> {
-    Engine::parse_secret(text).map_err(BusError::from)
+/// Parses a secret argument and wipes the text it came in.
+fn secret(mut text: String) -> Result<homed_shared::record::Secret, BusError> {
+    let parsed = Engine::parse_secret(&text).map_err(BusError::from);
+    zeroize::Zeroize::zeroize(&mut text);
+    parsed
 }
 
 #[zbus::interface(name = "org.freedesktop.home1.Home")]
@@ -94,7 +97,7 @@ impl HomeObject {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
         let who = caller(conn, &header).await?;
-        let secret = self::secret(&secret)?;
+        let secret = self::secret(secret)?;
         let name = self.name.clone();
         let e = self.engine.clone();
         on_engine(async move { e.activate(who, &name, &secret).await }).await
@@ -129,7 +132,7 @@ impl HomeObject {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
         let who = caller(conn, &header).await?;
-        let secret = self::secret(&secret)?;
+        let secret = self::secret(secret)?;
         let name = self.name.clone();
         let e = self.engine.clone();
         on_engine(async move { e.realize(who, &name, &secret).await }).await
@@ -153,7 +156,7 @@ impl HomeObject {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
         let who = caller(conn, &header).await?;
-        let secret = self::secret(&secret)?;
+        let secret = self::secret(secret)?;
         let name = self.name.clone();
         let e = self.engine.clone();
         on_engine(async move { e.fixate(who, &name, &secret).await }).await
@@ -166,7 +169,7 @@ impl HomeObject {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
         let who = caller(conn, &header).await?;
-        let secret = self::secret(&secret)?;
+        let secret = self::secret(secret)?;
         let name = self.name.clone();
         let e = self.engine.clone();
         on_engine(async move { e.authenticate(who, &name, &secret).await }).await
@@ -188,7 +191,14 @@ impl HomeObject {
             .into());
         }
         let e = self.engine.clone();
-        on_engine(async move { e.update(who, &user_record).await }).await
+        on_engine(async move {
+            let mut user_record = user_record;
+            let result = e.update(who, &user_record).await;
+            // The record may carry passwords in its secret section.
+            zeroize::Zeroize::zeroize(&mut user_record);
+            result
+        })
+        .await
     }
 
     async fn resize(
@@ -199,7 +209,7 @@ impl HomeObject {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
         let who = caller(conn, &header).await?;
-        let secret = self::secret(&secret)?;
+        let secret = self::secret(secret)?;
         let name = self.name.clone();
         let e = self.engine.clone();
         on_engine(async move { e.resize(who, &name, size, &secret).await }).await
@@ -213,8 +223,8 @@ impl HomeObject {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
         let who = caller(conn, &header).await?;
-        let new_secret = self::secret(&new_secret)?;
-        let old_secret = self::secret(&old_secret)?;
+        let new_secret = self::secret(new_secret)?;
+        let old_secret = self::secret(old_secret)?;
         let name = self.name.clone();
         let e = self.engine.clone();
         on_engine(async move {
@@ -242,7 +252,7 @@ impl HomeObject {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
         let who = caller(conn, &header).await?;
-        let secret = self::secret(&secret)?;
+        let secret = self::secret(secret)?;
         let name = self.name.clone();
         let e = self.engine.clone();
         on_engine(async move { e.unlock_home(who, &name, &secret).await }).await
@@ -261,7 +271,7 @@ impl HomeObject {
         if who.uid != 0 {
             return Err(BusError::AccessDenied("Access denied".into()));
         }
-        let secret = self::secret(&secret)?;
+        let secret = self::secret(secret)?;
         let name = self.name.clone();
         let e = self.engine.clone();
         let fd =

@@ -31,8 +31,11 @@ impl Manager {
     }
 }
 
-fn secret(text: &str) -> Result<homed_shared::record::Secret, BusError> {
-    Engine::parse_secret(text).map_err(BusError::from)
+/// Parses a secret argument and wipes the text it came in.
+fn secret(mut text: String) -> Result<homed_shared::record::Secret, BusError> {
+    let parsed = Engine::parse_secret(&text).map_err(BusError::from);
+    zeroize::Zeroize::zeroize(&mut text);
+    parsed
 }
 
 #[zbus::interface(name = "org.freedesktop.home1.Manager")]
@@ -183,7 +186,7 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
         let who = caller(conn, &header).await?;
-        let secret = self::secret(&secret)?;
+        let secret = self::secret(secret)?;
         let e = self.engine.clone();
         on_engine(async move { e.activate(who, &user_name, &secret).await }).await
     }
@@ -233,7 +236,14 @@ impl Manager {
     ) -> Result<(), BusError> {
         let who = caller(conn, &header).await?;
         let e = self.engine.clone();
-        let result = on_engine(async move { e.create(who, &user_record).await }).await;
+        let result = on_engine(async move {
+            let mut user_record = user_record;
+            let result = e.create(who, &user_record).await;
+            // The record may carry passwords in its secret section.
+            zeroize::Zeroize::zeroize(&mut user_record);
+            result
+        })
+        .await;
         self.objects.sync().await;
         result.map(|_| ())
     }
@@ -246,7 +256,7 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
         let who = caller(conn, &header).await?;
-        let secret = self::secret(&secret)?;
+        let secret = self::secret(secret)?;
         let e = self.engine.clone();
         on_engine(async move { e.realize(who, &user_name, &secret).await }).await
     }
@@ -272,7 +282,7 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
         let who = caller(conn, &header).await?;
-        let secret = self::secret(&secret)?;
+        let secret = self::secret(secret)?;
         let e = self.engine.clone();
         on_engine(async move { e.fixate(who, &user_name, &secret).await }).await
     }
@@ -285,7 +295,7 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
         let who = caller(conn, &header).await?;
-        let secret = self::secret(&secret)?;
+        let secret = self::secret(secret)?;
         let e = self.engine.clone();
         on_engine(async move { e.authenticate(who, &user_name, &secret).await }).await
     }
@@ -298,7 +308,14 @@ impl Manager {
     ) -> Result<(), BusError> {
         let who = caller(conn, &header).await?;
         let e = self.engine.clone();
-        on_engine(async move { e.update(who, &user_record).await }).await
+        on_engine(async move {
+            let mut user_record = user_record;
+            let result = e.update(who, &user_record).await;
+            // The record may carry passwords in its secret section.
+            zeroize::Zeroize::zeroize(&mut user_record);
+            result
+        })
+        .await
     }
 
     async fn resize_home(
@@ -310,7 +327,7 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
         let who = caller(conn, &header).await?;
-        let secret = self::secret(&secret)?;
+        let secret = self::secret(secret)?;
         let e = self.engine.clone();
         on_engine(async move { e.resize(who, &user_name, size, &secret).await }).await
     }
@@ -324,8 +341,8 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
         let who = caller(conn, &header).await?;
-        let new_secret = self::secret(&new_secret)?;
-        let old_secret = self::secret(&old_secret)?;
+        let new_secret = self::secret(new_secret)?;
+        let old_secret = self::secret(old_secret)?;
         let e = self.engine.clone();
         on_engine(async move {
             e.change_password(who, &user_name, &new_secret, &old_secret)
@@ -353,7 +370,7 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
         let who = caller(conn, &header).await?;
-        let secret = self::secret(&secret)?;
+        let secret = self::secret(secret)?;
         let e = self.engine.clone();
         on_engine(async move { e.unlock_home(who, &user_name, &secret).await }).await
     }
@@ -368,7 +385,7 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<zbus::OwnedFd, BusError> {
         let who = caller(conn, &header).await?;
-        let secret = self::secret(&secret)?;
+        let secret = self::secret(secret)?;
         let e = self.engine.clone();
         let fd =
             on_engine(async move { e.acquire(who, &user_name, &secret, please_suspend).await })
