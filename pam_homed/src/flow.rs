@@ -20,6 +20,28 @@ pub const PAM_UPDATE_AUTHTOK: u32 = 0x2000;
 
 use Code::*;
 
+/// Whether the record names a security token (PKCS#11 or FIDO2) that could authenticate
+/// without a password. The privileged section may be missing (the module runs as the user in a
+/// screen locker), but the public fields name the tokens too.
+pub fn may_use_token(record: &UserRecord) -> bool {
+    let json = record.json();
+    let public = ["pkcs11TokenUri", "fido2HmacCredential"];
+    let privileged = ["pkcs11EncryptedKey", "fido2HmacSalt"];
+    let in_machine_entries = |field: &str| {
+        json.get("perMachine")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|entries| entries.iter().any(|e| e.get(field).is_some()))
+    };
+    public
+        .iter()
+        .any(|f| json.get(*f).is_some() || in_machine_entries(f))
+        || privileged.iter().any(|f| {
+            json.get("privileged")
+                .and_then(|p| p.get(*f))
+                .is_some()
+        })
+}
+
 /// One hook call: the handle, the daemon and the module's options.
 pub struct Hook<'a, P: PamOps, H: HomeService> {
     pub pam: &'a mut P,
@@ -316,6 +338,14 @@ impl<'a, P: PamOps, H: HomeService> Hook<'a, P, H> {
                 secret = Some(first);
             }
             let result = match (&secret, do_auth) {
+                // Without a password, only a security token could authenticate. For a record
+                // with none, homed's answer is certain (BadPassword), so the module gives it
+                // itself: the user sees the same prompts, homed counts no failed attempt, and
+                // systemd-homed 252 gets no failed activation whose closed reference could
+                // deactivate the home again right after the real one (seen with its module).
+                (Some(s), true) if s.is_empty() && !may_use_token(&record) => Err(
+                    HomeError::named(names::BAD_PASSWORD, "no password given yet"),
+                ),
                 (Some(s), true) => {
                     let json = s.to_json();
                     self.home.acquire(&user, &json, suspend).await

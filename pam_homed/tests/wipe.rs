@@ -96,7 +96,6 @@ fn password_copies_are_wiped() {
     {
         let home = FakeHome::new([
             Call::UserRecord("tuser", Ok(record("tuser", ""))),
-            Call::Acquire("tuser", "{}", Err(err(names::BAD_PASSWORD))),
             Call::Acquire("tuser", first, Err(err(names::BAD_PASSWORD))),
             Call::Acquire("tuser", retry, Ok(())),
             Call::UserRecord("tuser", Ok(record("tuser", ""))),

@@ -6,7 +6,7 @@
 //! with the chosen daemon and runs this very test binary again inside it (`--exact NAME`); there,
 //! [`in_world`] sets the world up ([`World::enter`]) and runs the body. Everything the setup does
 //! is a mount in the world's own mount namespace or a file on its tmpfs, so it ends with the
-//! world:
+//! world (with the real systemd-homed 252 or with our daemon, see [`Daemon`]):
 //! - `pam.d-examples/` is bind-mounted over `/etc/pam.d` as it is (for pam_systemd_home, a copy
 //!   on the world's tmpfs in which `pam_homed.so` is replaced by `pam_systemd_home.so`);
 //! - the examples name the module `pam_homed.so`, which libpam looks up in its module folder:
@@ -23,7 +23,7 @@ use std::io::Write as _;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -33,20 +33,24 @@ use crate::world::repo_root;
 const INSIDE: &str = "HOMED_PAM_TEST_IN_WORLD";
 const MODULE_ENV: &str = "HOMED_PAM_TEST_MODULE";
 
-/// The home daemon the world starts. Every scenario is written once and run per daemon; our
-/// own daemon joins as a second variant (`--homed target/<profile>/homed`) once it exists.
+/// The home daemon the world starts. Every scenario is written once and runs against each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Daemon {
     /// The real systemd-homed 252 (`/lib/systemd/systemd-homed`).
     Reference,
+    /// Ours: `target/<profile>/homed`, under the bus policy we ship (and no other).
+    Ours,
 }
 
-impl Daemon {
-    pub fn world_options(self) -> Vec<String> {
-        match self {
-            Daemon::Reference => vec!["--homed-reference".into()],
-        }
-    }
+/// The bus policy we ship, alone in a folder, for `world.sh --dbus-policy`.
+fn our_policy_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    std::fs::copy(
+        repo_root().join("dist/dbus/org.freedesktop.home1.conf"),
+        dir.path().join("org.freedesktop.home1.conf"),
+    )
+    .unwrap_or_else(|e| panic!("copying the bus policy: {e}"));
+    dir
 }
 
 /// Which PAM module the stacks use.
@@ -93,41 +97,56 @@ pub fn profile_dir() -> PathBuf {
         .unwrap_or_else(|| panic!("unexpected test binary location {}", exe.display()))
 }
 
-/// `target/<profile>/libpam_homed.so`, built (once per test binary) with `cargo build -p
-/// pam_homed`: `cargo test` builds the crate's rlib for the tests but not its cdylib, and a
-/// stale module would test old code.
-pub fn built_module() -> PathBuf {
-    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    let built = BUILT.get_or_init(|| {
+/// `cargo build -p PACKAGE` (once per test binary and package) and the path of `artifact` in
+/// this profile's folder: `cargo test` builds the rlib of a cdylib crate for the tests but not
+/// the cdylib, and a stale artifact would test old code.
+fn built(
+    lock: &'static OnceLock<Result<PathBuf, String>>,
+    package: &str,
+    artifact: &str,
+) -> PathBuf {
+    let built = lock.get_or_init(|| {
         let profile = profile_dir();
-        let so = profile.join("libpam_homed.so");
+        let path = profile.join(artifact);
         if std::env::var_os(INSIDE).is_some() {
             // Inside the world the outer run has built it already.
-            return Ok(so);
+            return Ok(path);
         }
         let target_dir = profile.parent().map(Path::to_path_buf).unwrap_or_default();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
         build
-            .args(["build", "-p", "pam_homed", "--target-dir"])
+            .args(["build", "-p", package, "--target-dir"])
             .arg(&target_dir)
             .current_dir(repo_root());
         if profile.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }
         match build.output() {
-            Ok(out) if out.status.success() && so.is_file() => Ok(so),
+            Ok(out) if out.status.success() && path.is_file() => Ok(path),
             Ok(out) => Err(format!(
-                "cargo build -p pam_homed failed:\n{}",
+                "cargo build -p {package} failed:\n{}",
                 String::from_utf8_lossy(&out.stderr)
             )),
             Err(e) => Err(format!("cannot run cargo: {e}")),
         }
     });
     match built {
-        Ok(so) => so.clone(),
+        Ok(path) => path.clone(),
         Err(why) => panic!("{why}"),
     }
+}
+
+/// `target/<profile>/libpam_homed.so`, freshly built.
+pub fn built_module() -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    built(&BUILT, "pam_homed", "libpam_homed.so")
+}
+
+/// `target/<profile>/homed`, freshly built.
+pub fn built_daemon() -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    built(&BUILT, "homed", "homed")
 }
 
 /// Runs `body` inside a world with `daemon` and `module`. Outside the world this starts
@@ -136,17 +155,40 @@ pub fn built_module() -> PathBuf {
 pub fn in_world(daemon: Daemon, module: Module, test: &str, body: impl FnOnce(&World)) {
     if std::env::var_os(INSIDE).is_some() {
         let world = World::enter(Module::from_env());
-        body(&world);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&world)));
+        if let Err(panic) = result {
+            // What the daemon and syslog said, for whoever reads the failure.
+            if let Ok(path) = std::env::var("HOMED_WORLD_DAEMON_LOG") {
+                let log = std::fs::read_to_string(path).unwrap_or_default();
+                eprintln!("--- daemon log\n{log}");
+            }
+            eprintln!("--- syslog\n{}", world.log().join("\n"));
+            std::panic::resume_unwind(panic);
+        }
         world.assert_no_secret_logged();
         return;
     }
     let module_so = built_module();
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("no current exe: {e}"));
+    // Lives until the world has ended.
+    let policy;
+    let daemon_options: Vec<std::ffi::OsString> = match daemon {
+        Daemon::Reference => vec!["--homed-reference".into()],
+        Daemon::Ours => {
+            policy = our_policy_dir();
+            vec![
+                "--homed".into(),
+                built_daemon().into(),
+                "--dbus-policy".into(),
+                policy.path().into(),
+            ]
+        }
+    };
     let mut child = Command::new("timeout")
         .arg("--kill-after=10")
         .arg("240")
         .arg(repo_root().join("tests/sandbox/world.sh"))
-        .args(daemon.world_options())
+        .args(&daemon_options)
         .arg("--")
         .arg(exe)
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
@@ -747,10 +789,16 @@ pub fn fork_child_finishes(secs: u64) -> bool {
     done
 }
 
-/// Declares one scenario as two tests: `NAME::pam_homed` (the examples as they are) and
-/// `NAME::pam_systemd_home` (the copy with systemd's module), both against the reference daemon.
-/// The second is issue 5's acceptance 5 waiting for our daemon: switching `Daemon` is all that
-/// remains.
+/// Declares one scenario as three tests: `NAME::pam_homed` against the reference
+/// systemd-homed 252, `NAME::ours_pam_homed` against our daemon, and
+/// `NAME::ours_pam_systemd_home`, systemd's own module against our daemon (the copy of the
+/// stacks in which `pam_homed.so` is replaced by `pam_systemd_home.so`).
+///
+/// systemd's module against systemd-homed 252 (`Module::PamSystemdHome`, `Daemon::Reference`)
+/// is left out: 252 has a race that this pair runs into at random. The module's first
+/// `AcquireHome` goes without a password and fails; the reference fd of that failed call
+/// closes, and the deactivation homed queues for it can run right after the next, successful
+/// activation, taking the home away from the session that holds a reference.
 #[macro_export]
 macro_rules! pam_scenario {
     ($name:ident, $body:ident) => {
@@ -768,11 +816,21 @@ macro_rules! pam_scenario {
             }
 
             #[test]
-            fn pam_systemd_home() {
+            fn ours_pam_homed() {
                 in_world(
-                    Daemon::Reference,
+                    Daemon::Ours,
+                    Module::PamHomed,
+                    concat!(stringify!($name), "::ours_pam_homed"),
+                    super::$body,
+                );
+            }
+
+            #[test]
+            fn ours_pam_systemd_home() {
+                in_world(
+                    Daemon::Ours,
                     Module::PamSystemdHome,
-                    concat!(stringify!($name), "::pam_systemd_home"),
+                    concat!(stringify!($name), "::ours_pam_systemd_home"),
                     super::$body,
                 );
             }

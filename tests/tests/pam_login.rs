@@ -16,7 +16,7 @@ fn login_activates_and_logout_deactivates(world: &World) {
     let mut s = Session::start(world, "login", USER);
     s.answer(&[PASSWORD]);
     assert_eq!(s.authenticate(), PAM_SUCCESS, "shown: {:?}", s.take_shown());
-    // The first AcquireHome goes without a password; the module then asks for one.
+    // One prompt, for the password.
     assert_eq!(s.take_shown(), [Shown::Prompt("Password: ".into())]);
     assert!(
         wait_until(10, || home_mounted(USER)),
