@@ -26,6 +26,16 @@ const NSS_STATUS_SUCCESS: c_int = 1;
 static PASSWD: Enumeration<PasswdEntry> = Enumeration::new();
 static GROUP: Enumeration<GroupEntry> = Enumeration::new();
 static SHADOW: Enumeration<ShadowEntry> = Enumeration::new();
+static GSHADOW: Enumeration<GroupEntry> = Enumeration::new();
+
+/// glibc's `struct sgrp` (gshadow.h); the libc crate does not declare it.
+#[repr(C)]
+pub struct Sgrp {
+    sg_namp: *mut c_char,
+    sg_passwd: *mut c_char,
+    sg_adm: *mut *mut c_char,
+    sg_mem: *mut *mut c_char,
+}
 
 /// Why an entry could not be written.
 enum Fail {
@@ -200,6 +210,23 @@ fn write_group(e: &GroupEntry, out: *mut group, buf: &mut Buffer) -> Result<(), 
         (*out).gr_passwd = pw;
         (*out).gr_gid = e.gid;
         (*out).gr_mem = members;
+    }
+    Ok(())
+}
+
+/// A per-user group's gshadow entry as nss-systemd shows it: no password, no administrators
+/// and no members (`NAME:!*::`).
+fn write_gshadow(e: &GroupEntry, out: *mut Sgrp, buf: &mut Buffer) -> Result<(), Fail> {
+    let adm = buf.strings(&[])?;
+    let mem = buf.strings(&[])?;
+    let name = buf.string(&e.name)?;
+    let pw = buf.string("!*")?;
+    // SAFETY: `out` is the caller's `struct sgrp`, checked non-NULL by the export.
+    unsafe {
+        (*out).sg_namp = name;
+        (*out).sg_passwd = pw;
+        (*out).sg_adm = adm;
+        (*out).sg_mem = mem;
     }
     Ok(())
 }
@@ -468,6 +495,61 @@ pub unsafe extern "C" fn _nss_homed_getspent_r(
         }
         enumerate_step(&SHADOW, lookup::all_shadow, errnop, |e| {
             write_shadow(e, sp, &mut Buffer::new(buffer, buflen))
+        })
+    })
+}
+
+/// # Safety
+/// `name` is a C string; `sg`, `buffer` (of `buflen` bytes) and `errnop` are valid for writing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _nss_homed_getsgnam_r(
+    name: *const c_char,
+    sg: *mut Sgrp,
+    buffer: *mut c_char,
+    buflen: size_t,
+    errnop: *mut c_int,
+) -> c_int {
+    guarded(errnop, || {
+        if !args_ok(sg, buffer, errnop) {
+            return NSS_STATUS_UNAVAIL;
+        }
+        let answer = name_arg(name).map_or(Answer::NotFound, lookup::group_by_name);
+        finish(answer, errnop, |e| {
+            write_gshadow(e, sg, &mut Buffer::new(buffer, buflen))
+        })
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn _nss_homed_setsgent(_stayopen: c_int) -> c_int {
+    guarded(ptr::null_mut(), || {
+        start_status(GSHADOW.start(lookup::all_gshadow))
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn _nss_homed_endsgent() -> c_int {
+    guarded(ptr::null_mut(), || {
+        GSHADOW.end();
+        NSS_STATUS_SUCCESS
+    })
+}
+
+/// # Safety
+/// `sg`, `buffer` (of `buflen` bytes) and `errnop` are valid for writing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _nss_homed_getsgent_r(
+    sg: *mut Sgrp,
+    buffer: *mut c_char,
+    buflen: size_t,
+    errnop: *mut c_int,
+) -> c_int {
+    guarded(errnop, || {
+        if !args_ok(sg, buffer, errnop) {
+            return NSS_STATUS_UNAVAIL;
+        }
+        enumerate_step(&GSHADOW, lookup::all_gshadow, errnop, |e| {
+            write_gshadow(e, sg, &mut Buffer::new(buffer, buflen))
         })
     })
 }

@@ -1,4 +1,4 @@
-//! `libnss_homed.so.2`: passwd, group, shadow and initgroups for homed's users.
+//! `libnss_homed.so.2`: passwd, group, shadow, gshadow and initgroups for homed's users.
 //!
 //! The exports (one FFI module) are thin: they call [`lookup`], which asks the records the daemon
 //! publishes (signed by the machine key, see `homed_shared::publish`) and then homed's varlink

@@ -296,7 +296,16 @@ pub fn all_users() -> Answer<Vec<PasswdEntry>> {
 
 /// Every per-user group, for `getgrent`.
 pub fn all_groups() -> Answer<Vec<GroupEntry>> {
-    if guard::blocked() || guard::module_bypassed() || nsswitch::systemd_covers("group") {
+    all_groups_for("group")
+}
+
+/// Every per-user group, for `getsgent` (which nss-systemd may cover separately).
+pub fn all_gshadow() -> Answer<Vec<GroupEntry>> {
+    all_groups_for("gshadow")
+}
+
+fn all_groups_for(database: &str) -> Answer<Vec<GroupEntry>> {
+    if guard::blocked() || guard::module_bypassed() || nsswitch::systemd_covers(database) {
         return Answer::Found(Vec::new());
     }
     if let Some(p) = published() {
@@ -305,7 +314,7 @@ pub fn all_groups() -> Answer<Vec<GroupEntry>> {
     let Some(machine) = machine() else {
         return Answer::Found(Vec::new());
     };
-    match socket("group") {
+    match socket(database) {
         None => Answer::Found(Vec::new()),
         Some(Err(e)) => varlink_failure(&e),
         Some(Ok(mut db)) => {

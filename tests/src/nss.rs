@@ -175,6 +175,7 @@ pub fn lookups(users: &[(&str, u32)], as_uid: Option<u32>) -> String {
             vec!["getent", "group", name],
             vec!["getent", "group", uid.as_str()],
             vec!["getent", "shadow", name],
+            vec!["getent", "gshadow", name],
             vec!["id", name],
         ] {
             let ran = match as_uid {

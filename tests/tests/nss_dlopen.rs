@@ -190,7 +190,8 @@ fn module_keeps_glibc_abi() {
     let setspent: SetEnt = m.get("_nss_homed_setspent");
     let getspent: GetEnt<libc::spwd> = m.get("_nss_homed_getspent_r");
     let initgroups: InitGroups = m.get("_nss_homed_initgroups_dyn");
-    for end in ["endpwent", "endgrent", "endspent"] {
+    let _: SetEnt = m.get("_nss_homed_setsgent");
+    for end in ["endpwent", "endgrent", "endspent", "endsgent"] {
         let _: unsafe extern "C" fn() -> c_int = m.get(&format!("_nss_homed_{end}"));
     }
 
@@ -253,6 +254,46 @@ fn module_keeps_glibc_abi() {
     let st = unsafe { getgrgid(60101, &mut gr, base, 4096, &mut errno) };
     assert_eq!(st, NSS_STATUS_SUCCESS);
     assert_eq!(group_line(&gr), "bob:x:60101:");
+
+    // gshadow: the per-user group as nss-systemd shows it (`alice:!*::`), arrays aligned.
+    #[repr(C)]
+    struct Sgrp {
+        sg_namp: *mut c_char,
+        sg_passwd: *mut c_char,
+        sg_adm: *mut *mut c_char,
+        sg_mem: *mut *mut c_char,
+    }
+    let getsgnam: ByName<Sgrp> = m.get("_nss_homed_getsgnam_r");
+    let mut sg = Sgrp {
+        sg_namp: ptr::null_mut(),
+        sg_passwd: ptr::null_mut(),
+        sg_adm: ptr::null_mut(),
+        sg_mem: ptr::null_mut(),
+    };
+    // SAFETY: as above, at an odd address inside the buffer.
+    let st = unsafe {
+        getsgnam(
+            alice.as_ptr(),
+            &mut sg,
+            base.wrapping_add(5),
+            4096,
+            &mut errno,
+        )
+    };
+    assert_eq!(st, NSS_STATUS_SUCCESS);
+    // SAFETY: both arrays are NULL-terminated arrays inside the buffer; reading them as slices
+    // checks their alignment in a debug build.
+    let (adm, mem) = unsafe {
+        (
+            std::slice::from_raw_parts(sg.sg_adm, 1),
+            std::slice::from_raw_parts(sg.sg_mem, 1),
+        )
+    };
+    assert!(adm[0].is_null() && mem[0].is_null());
+    assert_eq!(
+        (s(sg.sg_namp), s(sg.sg_passwd)),
+        ("alice".into(), "!*".into())
+    );
 
     // Shadow as root, from the root-only file.
     let mut sp = spwd();

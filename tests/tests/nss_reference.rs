@@ -37,6 +37,7 @@ fn lookups_through_systemd_homed_match_nss_systemd() {
         "{expected}"
     );
     assert!(expected.contains(",100(users)\n"), "{expected}");
+    assert!(expected.contains("\njurgen:!*::\n"), "gshadow: {expected}");
     assert!(expected.contains("lockie:$y$"), "{expected}");
     assert!(
         expected.contains(":1:\n"),
