@@ -164,6 +164,10 @@ fn dispatch(req: &Map<String, Value>) -> Result<Value, StorageError> {
             )?;
             Ok(json!({}))
         }
+        "read-identity" => {
+            let text = directory::read_identity(s(req, "imagePath")?)?;
+            Ok(json!({"identity": String::from_utf8_lossy(&text)}))
+        }
         "deactivate" => {
             directory::deactivate(s(req, "homeDirectory")?)?;
             Ok(json!({}))

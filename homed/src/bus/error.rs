@@ -19,6 +19,8 @@ pub enum BusError {
     HomeAlreadyActive(String),
     #[zbus(name = "home1.HomeAlreadyFixated")]
     HomeAlreadyFixated(String),
+    #[zbus(name = "home1.HomeUnfixated")]
+    HomeUnfixated(String),
     #[zbus(name = "home1.HomeNotActive")]
     HomeNotActive(String),
     #[zbus(name = "home1.HomeAbsent")]
@@ -69,6 +71,7 @@ impl From<EngineError> for BusError {
             E::HomeExists(m) => BusError::HomeExists(m),
             E::HomeAlreadyActive(m) => BusError::HomeAlreadyActive(m),
             E::HomeAlreadyFixated(m) => BusError::HomeAlreadyFixated(m),
+            E::HomeUnfixated(m) => BusError::HomeUnfixated(m),
             E::HomeNotActive(m) => BusError::HomeNotActive(m),
             E::HomeAbsent(m) => BusError::HomeAbsent(m),
             E::HomeBusy(m) => BusError::HomeBusy(m),

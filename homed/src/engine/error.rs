@@ -11,6 +11,7 @@ pub enum EngineError {
     HomeExists(String),
     HomeAlreadyActive(String),
     HomeAlreadyFixated(String),
+    HomeUnfixated(String),
     HomeNotActive(String),
     HomeAbsent(String),
     HomeBusy(String),
@@ -42,6 +43,7 @@ impl EngineError {
             | HomeExists(m)
             | HomeAlreadyActive(m)
             | HomeAlreadyFixated(m)
+            | HomeUnfixated(m)
             | HomeNotActive(m)
             | HomeAbsent(m)
             | HomeBusy(m)
@@ -74,6 +76,7 @@ impl EngineError {
             HomeExists(_) => "org.freedesktop.home1.HomeExists",
             HomeAlreadyActive(_) => "org.freedesktop.home1.HomeAlreadyActive",
             HomeAlreadyFixated(_) => "org.freedesktop.home1.HomeAlreadyFixated",
+            HomeUnfixated(_) => "org.freedesktop.home1.HomeUnfixated",
             HomeNotActive(_) => "org.freedesktop.home1.HomeNotActive",
             HomeAbsent(_) => "org.freedesktop.home1.HomeAbsent",
             HomeBusy(_) => "org.freedesktop.home1.HomeBusy",

@@ -120,6 +120,8 @@ struct HomeData {
     dont: Option<RefSlot>,
     lingering: bool,
     pending: usize,
+    /// Found in /home without a host record: the record is synthesized and unsigned.
+    unfixated: bool,
 }
 
 /// One home.
@@ -241,6 +243,7 @@ impl Engine {
             };
             engine.insert_home(record, signed_locally);
         }
+        engine.discover();
         Arc::new(engine)
     }
 
@@ -257,11 +260,152 @@ impl Engine {
                 dont: None,
                 lingering: false,
                 pending: 0,
+                unfixated: false,
             }),
         });
         lock(&self.homes).insert(name, home.clone());
         self.publish(&home);
         home
+    }
+
+    /// Discovery (homed-spec §3.1): `/home/NAME.homedir` directories and `/home/NAME.home`
+    /// images without a host record become `unfixated` homes with a synthesized, unsigned record
+    /// (never published) until FixateHome, ActivateHome or AcquireHome checks their own record.
+    fn discover(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.paths.home_root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let Some(file) = file.to_str() else { continue };
+            let (base, storage) = if let Some(b) = file.strip_suffix(".homedir") {
+                (b, Storage::Directory)
+            } else if let Some(b) = file.strip_suffix(".home") {
+                (b, Storage::Luks)
+            } else {
+                continue;
+            };
+            let (user, realm) = match base.split_once('@') {
+                Some((u, r)) => (u, Some(r)),
+                None => (base, None),
+            };
+            if !homed_shared::record::names::is_valid_strict(user) || self.lookup(user).is_some() {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+                continue;
+            };
+            let kind_ok = match storage {
+                Storage::Directory => meta.is_dir(),
+                _ => meta.is_file(),
+            };
+            if !kind_ok {
+                continue;
+            }
+            use std::os::unix::fs::MetadataExt as _;
+            let mut json = Map::new();
+            json.insert("userName".into(), json!(user));
+            if let Some(realm) = realm {
+                json.insert("realm".into(), json!(realm));
+            }
+            json.insert("disposition".into(), json!("regular"));
+            let Ok(mut record) = UserRecord::from_value(Value::Object(json), RecordOrigin::Host)
+            else {
+                continue;
+            };
+            let mut binding = Map::new();
+            binding.insert("imagePath".into(), json!(entry.path().to_string_lossy()));
+            binding.insert(
+                "homeDirectory".into(),
+                json!(format!("{}/{user}", self.paths.home_root)),
+            );
+            binding.insert("storage".into(), json!(storage.as_str()));
+            if storage == Storage::Directory {
+                binding.insert("uid".into(), json!(meta.uid()));
+                binding.insert("gid".into(), json!(meta.uid()));
+            }
+            record.set_binding(&self.machine.machine_id, binding);
+            let home = Arc::new(Home {
+                name: user.to_owned(),
+                op: tokio::sync::Mutex::new(()),
+                data: Mutex::new(HomeData {
+                    record,
+                    signed_locally: false,
+                    transient: None,
+                    please: None,
+                    dont: None,
+                    lingering: false,
+                    pending: 0,
+                    unfixated: true,
+                }),
+            });
+            eprintln!("{user}: found {file} without a record, unfixated");
+            lock(&self.homes).insert(user.to_owned(), home);
+        }
+    }
+
+    fn is_unfixated(&self, home: &Home) -> bool {
+        lock(&home.data).unfixated
+    }
+
+    /// Makes an unfixated home's own record (its `.identity`) the host record, once its
+    /// signature is trusted and the secret opens it. The caller holds the operation lock.
+    async fn fixate_locked(&self, home: &Home, secret: &Secret) -> Result<(), AuthError> {
+        let synthesized = self.record(home);
+        self.check_directory_storage(&synthesized)?;
+        self.set_transient(home, Some("fixating"));
+        let reply = self
+            .worker(
+                &home.name,
+                json!({"op": "read-identity", "imagePath": self.image_path(&synthesized)}),
+            )
+            .await;
+        self.set_transient(home, None);
+        let reply = reply?;
+        let text = reply.get("identity").and_then(Value::as_str).unwrap_or("");
+        let embedded = UserRecord::parse(text.as_bytes(), RecordOrigin::Embedded).map_err(|e| {
+            EngineError::BadSignature(format!(
+                "The record inside home {} is unusable: {e}",
+                home.name
+            ))
+        })?;
+        if embedded.user_name() != home.name || embedded.realm() != synthesized.realm() {
+            return Err(EngineError::RecordMismatch(format!(
+                "The record inside home {} is for another user.",
+                home.name
+            ))
+            .into());
+        }
+        let verdict = lock(&self.keys).verdict(&embedded);
+        let signed_locally = match verdict {
+            Ok(TrustVerdict::SignedExclusive) => true,
+            Ok(TrustVerdict::Signed | TrustVerdict::Foreign) => false,
+            _ => {
+                return Err(EngineError::BadSignature(format!(
+                    "The record inside home {} is not signed by a trusted key.",
+                    home.name
+                ))
+                .into());
+            }
+        };
+        Self::verify(&embedded, &self.machine, secret, &home.name).await?;
+        let mut record = embedded;
+        if let Some(binding) = synthesized.json().get("binding") {
+            record.json_mut().insert("binding".into(), binding.clone());
+        }
+        {
+            let mut d = lock(&home.data);
+            d.unfixated = false;
+            d.signed_locally = signed_locally;
+        }
+        if let Err(e) = self.save_record(home, record) {
+            let mut d = lock(&home.data);
+            d.unfixated = true;
+            d.record = synthesized;
+            return Err(e.into());
+        }
+        self.publish(home);
+        Ok(())
     }
 
     /// After a restart: watch the reference FIFOs of homes that are still mounted.
@@ -348,12 +492,15 @@ impl Engine {
 
     /// The state string (homed-spec §4.6).
     pub fn state(&self, home: &Home) -> String {
-        let (record, transient, lingering) = {
+        let (record, transient, lingering, unfixated) = {
             let d = lock(&home.data);
-            (d.record.clone(), d.transient, d.lingering)
+            (d.record.clone(), d.transient, d.lingering, d.unfixated)
         };
         if let Some(t) = transient {
             return t.to_owned();
+        }
+        if unfixated {
+            return "unfixated".to_owned();
         }
         if is_mount_point(&self.home_directory(&record)) {
             return if lingering { "lingering" } else { "active" }.to_owned();
@@ -449,6 +596,11 @@ impl Engine {
     }
 
     fn save_record(&self, home: &Home, record: UserRecord) -> EngineResult<()> {
+        // An unfixated home has no host record yet: its synthesized one stays in memory.
+        if self.is_unfixated(home) {
+            lock(&home.data).record = record;
+            return Ok(());
+        }
         self.store.save(&record).map_err(|e| {
             EngineError::Failed(format!("Failed to write the record of {}: {e}", home.name))
         })?;
@@ -831,6 +983,12 @@ impl Engine {
     ) -> EngineResult<()> {
         let home = self.find(name, caller)?;
         self.require_root_or_owner(&home, caller)?;
+        if self.is_unfixated(&home) {
+            return Err(EngineError::HomeUnfixated(format!(
+                "Home {} has not been fixated yet.",
+                home.name
+            )));
+        }
         let guard = self.begin(&home).await?;
         let result = self.authenticate_locked(&home, secret).await;
         drop(guard);
@@ -922,6 +1080,7 @@ impl Engine {
                         home.name
                     ))));
                 }
+                "unfixated" => self.fixate_locked(&home, secret).await?,
                 _ => {}
             }
             self.authenticate_locked(&home, secret).await?;
@@ -1262,7 +1421,10 @@ impl Engine {
                 "active" | "lingering" => {
                     self.authenticate_locked(&home, secret).await?;
                 }
-                _ => {
+                state => {
+                    if state == "unfixated" {
+                        self.fixate_locked(&home, secret).await?;
+                    }
                     self.authenticate_locked(&home, secret).await?;
                     self.activate_locked(&home, secret).await?;
                 }
@@ -1459,13 +1621,26 @@ impl Engine {
         )))
     }
 
-    pub async fn fixate(&self, caller: Caller, name: &str, _secret: &Secret) -> EngineResult<()> {
+    /// FixateHome (root only).
+    pub async fn fixate(&self, caller: Caller, name: &str, secret: &Secret) -> EngineResult<()> {
         let home = self.find(name, caller)?;
         Self::require_root(caller)?;
-        Err(EngineError::HomeAlreadyFixated(format!(
-            "Home {} is already fixated.",
-            home.name
-        )))
+        let guard = self.begin(&home).await?;
+        let result = async {
+            if !self.is_unfixated(&home) {
+                return Err(AuthError::Now(EngineError::HomeAlreadyFixated(format!(
+                    "Home {} is already fixated.",
+                    home.name
+                ))));
+            }
+            self.fixate_locked(&home, secret).await
+        }
+        .await;
+        drop(guard);
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(report(e).await),
+        }
     }
 
     pub async fn resize(

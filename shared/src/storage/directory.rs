@@ -225,6 +225,19 @@ pub fn write_identity(
     .map_err(|e| StorageError::io("writing .identity", e))
 }
 
+/// Reads the home's `.identity` by way of the image directory (for fixating a discovered home).
+pub fn read_identity(image_path: &str) -> Result<Vec<u8>, StorageError> {
+    let home = sys::open_dir_path(image_path).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ENOENT) {
+            StorageError::new(libc::ENETUNREACH, format!("{image_path} is missing"))
+        } else {
+            StorageError::io(format!("opening {image_path}"), e)
+        }
+    })?;
+    walk::read_file(home.as_fd(), c".identity", IDENTITY_LIMIT)
+        .map_err(|e| StorageError::io(format!("reading {image_path}/.identity"), e))
+}
+
 /// Unmounts the home. `EBUSY` means a process still uses it.
 pub fn deactivate(home_directory: &str) -> Result<(), StorageError> {
     if !is_mount_point(home_directory) {
