@@ -82,8 +82,8 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Splits the live status off each user record reply and checks what every homed status
-/// carries; the rest must be equal byte for byte in meaning.
+/// Replaces the live status of each record (disk figures, timestamps) by what must agree with
+/// systemd-homed's: which fields it has, and the state, service and signedLocally values.
 fn without_status(mut replies: Value) -> Value {
     for r in replies.as_array_mut().into_iter().flatten() {
         if let Some(record) = r
@@ -91,12 +91,16 @@ fn without_status(mut replies: Value) -> Value {
             .and_then(Value::as_object_mut)
             && let Some(status) = record.remove("status")
         {
-            let mine = &status[MACHINE_ID];
-            assert_eq!(mine["service"], "io.systemd.Home", "{status}");
-            if record.contains_key("userName") {
-                assert!(mine["state"].is_string(), "{status}");
-                assert!(mine["signedLocally"].is_boolean(), "{status}");
-            }
+            let mine = status[MACHINE_ID].as_object().cloned().unwrap_or_default();
+            let mut keys: Vec<&String> = mine.keys().collect();
+            keys.sort_unstable();
+            let summary = serde_json::json!({
+                "fields": keys,
+                "state": mine.get("state"),
+                "service": mine.get("service"),
+                "signedLocally": mine.get("signedLocally"),
+            });
+            record.insert("status".into(), summary);
         }
     }
     replies

@@ -31,6 +31,25 @@ pub const BAD_PASSWORD_DELAY: Duration = Duration::from_secs(3);
 pub const RETRY_DEACTIVATE: Duration = Duration::from_secs(15);
 /// At most this many operations may wait on one home.
 const MAX_PENDING: usize = 100;
+/// homed's bounds for a home's size (USER_DISK_SIZE_MIN, USER_DISK_SIZE_MAX).
+const DISK_SIZE_MIN: u64 = 5 << 20;
+const DISK_SIZE_MAX: u64 = 5 << 40;
+
+/// The name of the file system `path` is on, as homed reports it.
+fn file_system_type(path: &str) -> Option<&'static str> {
+    use nix::sys::statfs::{
+        BTRFS_SUPER_MAGIC, EXT4_SUPER_MAGIC, TMPFS_MAGIC, XFS_SUPER_MAGIC, statfs,
+    };
+    let t = statfs(path).ok()?.filesystem_type();
+    Some(match t {
+        t if t == EXT4_SUPER_MAGIC => "ext4",
+        t if t == BTRFS_SUPER_MAGIC => "btrfs",
+        t if t == XFS_SUPER_MAGIC => "xfs",
+        t if t == TMPFS_MAGIC => "tmpfs",
+        _ => return None,
+    })
+}
+
 /// At most this many homes.
 const HOME_USERS_MAX: usize = 500;
 
@@ -549,6 +568,13 @@ impl Engine {
             let frsize = st.fragment_size();
             status.insert("diskSize".into(), json!(st.blocks() * frsize));
             status.insert("diskFree".into(), json!(st.blocks_available() * frsize));
+            // Directory storage has no quota here, so no usage figure: homed reports 0.
+            status.insert("diskUsage".into(), json!(0));
+            status.insert("diskCeiling".into(), json!(DISK_SIZE_MAX));
+            status.insert("diskFloor".into(), json!(DISK_SIZE_MIN));
+        }
+        if let Some(fs) = file_system_type(&self.paths.home_root) {
+            status.insert("fileSystemType".into(), json!(fs));
         }
         record.set_status(&self.machine.machine_id, status);
         if self.trusted_caller(home, caller) {
