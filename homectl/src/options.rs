@@ -61,6 +61,8 @@ pub struct Options {
     pub export_format: ExportFormat,
     pub changes: IdentityChanges,
     pub disk_size: Option<u64>,
+    /// `--disk-size=` was given as a percentage.
+    pub disk_size_relative: bool,
     pub and_resize: bool,
     pub and_change_password: bool,
     pub args: Vec<String>,
@@ -209,6 +211,47 @@ pub fn parse_boolean(s: &str) -> Option<bool> {
     }
 }
 
+/// A percentage (`20%`, `12.5%`, `12.25%`), per mille (`125‰`, `12.5‰`) or per myriad
+/// (`1250‱`) as parts of 10000. None if `s` has none of these suffixes.
+pub fn parse_permyriad(s: &str) -> Option<Result<u64, String>> {
+    let (number, scale, decimals) = if let Some(n) = s.strip_suffix('%') {
+        (n, 100u64, 2usize)
+    } else if let Some(n) = s.strip_suffix('‰') {
+        (n, 10, 1)
+    } else if let Some(n) = s.strip_suffix('‱') {
+        (n, 1, 0)
+    } else {
+        return None;
+    };
+    let bad = || format!("Failed to parse disk size parameter: {s}");
+    let (whole, fraction) = match number.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (number, ""),
+    };
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || fraction.len() > decimals
+        || (number.contains('.') && fraction.is_empty())
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Some(Err(bad()));
+    }
+    let result = (|| {
+        let whole: u64 = whole.parse().ok()?;
+        let mut frac: u64 = if fraction.is_empty() {
+            0
+        } else {
+            fraction.parse().ok()?
+        };
+        for _ in fraction.len()..decimals {
+            frac *= 10;
+        }
+        let value = whole.checked_mul(scale)?.checked_add(frac)?;
+        (value <= 10000).then_some(value)
+    })();
+    Some(result.ok_or_else(bad))
+}
+
 fn parse_mode(s: &str) -> Option<u64> {
     let v = u64::from_str_radix(s, 8).ok()?;
     (v <= 0o7777).then_some(v)
@@ -226,6 +269,7 @@ pub fn parse(argv: &[String]) -> Result<Parsed, String> {
         export_format: ExportFormat::Full,
         changes: IdentityChanges::default(),
         disk_size: None,
+        disk_size_relative: false,
         and_resize: false,
         and_change_password: false,
         args: Vec::new(),
@@ -296,7 +340,7 @@ pub fn parse(argv: &[String]) -> Result<Parsed, String> {
             }
         }
     }
-    if o.disk_size.is_some() {
+    if o.disk_size.is_some() || o.disk_size_relative {
         o.and_resize = true;
     }
     Ok(Parsed::Run(o))
@@ -509,10 +553,21 @@ fn apply(o: &mut Options, name: &str, v: String) -> Result<Option<String>, Strin
                     ch.drop_field(f);
                 }
                 o.disk_size = None;
+                o.disk_size_relative = false;
                 return Ok(None);
             }
-            if v.ends_with('%') {
-                return Err("Relative disk sizes are not supported by this homectl.".into());
+            if let Some(permyriad) = parse_permyriad(&v) {
+                let permyriad = permyriad?;
+                // A fraction of the available space, scaled so that 100% is 2³²−1.
+                let scaled = (permyriad * u64::from(u32::MAX) + 5000) / 10000;
+                ch.drop_field("diskSize");
+                ch.filter.retain(|f| f != "diskSizeRelative");
+                ch.this_machine
+                    .set("diskSizeRelative", OJson::unsigned(scaled));
+                ch.this_machine.set("rebalanceWeight", OJson::unsigned(0));
+                o.disk_size = None;
+                o.disk_size_relative = true;
+                return Ok(None);
             }
             let size = match v.as_str() {
                 "min" => 0,
@@ -525,6 +580,7 @@ fn apply(o: &mut Options, name: &str, v: String) -> Result<Option<String>, Strin
             ch.this_machine.set("diskSize", OJson::unsigned(size));
             ch.this_machine.set("rebalanceWeight", OJson::unsigned(0));
             o.disk_size = Some(size);
+            o.disk_size_relative = false;
         }
         "access-mode" | "umask" => {
             let field = if name == "umask" {
@@ -804,6 +860,18 @@ mod tests {
             r#"{"storage":"directory"}"#
         );
         assert_eq!(o.json, JsonMode::Auto);
+    }
+
+    #[test]
+    fn relative_sizes() {
+        let p = |s: &str| parse_permyriad(s).map(|r| r.ok());
+        assert_eq!(p("20%"), Some(Some(2000)));
+        assert_eq!(p("12.25%"), Some(Some(1225)));
+        assert_eq!(p("12.5‰"), Some(Some(125)));
+        assert_eq!(p("1250‱"), Some(Some(1250)));
+        assert_eq!(p("101%"), Some(None));
+        assert_eq!(p("1.234%"), Some(None));
+        assert_eq!(p("5G"), None);
     }
 
     #[test]

@@ -663,7 +663,7 @@ fn resize(ctx: &mut Ctx, bus: &Manager, rest: &[String]) -> VerbResult {
     let user = rest[0].clone();
     let mut size = u64::MAX;
     if let Some(arg) = rest.get(1) {
-        if arg.ends_with('%') {
+        if crate::options::parse_permyriad(arg).is_some_and(|r| r.is_ok()) {
             return Err(
                 "Relative disk size specification currently not supported when resizing.".into(),
             );
@@ -674,6 +674,11 @@ fn resize(ctx: &mut Ctx, bus: &Manager, rest: &[String]) -> VerbResult {
             _ => crate::units::parse_size(arg)
                 .map_err(|_| format!("Failed to parse disk size parameter: {arg}"))?,
         };
+    }
+    if ctx.opts.disk_size_relative {
+        return Err(
+            "Relative disk size specification currently not supported when resizing.".into(),
+        );
     }
     if let Some(ds) = ctx.opts.disk_size {
         if size != u64::MAX && size != ds {

@@ -428,6 +428,10 @@ step ident_ours env NEWPASSWORD=Id-pw-1 timeout 30 $OURS create --identity="$D/i
 step ident_theirs env NEWPASSWORD=Id-pw-1 timeout 30 $THEIRS create --identity="$D/idg.json" -G users
 step ident_json_ours timeout 10 $THEIRS inspect -j idf
 step ident_json_theirs timeout 10 $THEIRS inspect -j idg
+step rel_ours env NEWPASSWORD=Rel-pw-1 timeout 30 $OURS create rel1 --storage=directory -P --disk-size=12.25%
+step rel_theirs env NEWPASSWORD=Rel-pw-1 timeout 30 $THEIRS create rel2 --storage=directory -P --disk-size=12.25%
+step rel_json_ours timeout 10 $THEIRS inspect -j rel1
+step rel_json_theirs timeout 10 $THEIRS inspect -j rel2
 # On a terminal both color their output the same way.
 tty_both() { b=$1; shift; step "${b}_ours" env TERM=xterm-256color script -qec "$OURS --no-pager $*" /dev/null; step "${b}_theirs" env TERM=xterm-256color script -qec "$THEIRS --no-pager $*" /dev/null; }
 tty_both tty_list list
@@ -564,6 +568,14 @@ fn homectl_other_verbs_match_systemds_and_prompt_without_echo() {
         assert_eq!(
             client_part(from_file),
             client_part(record(&s, "ident_json_theirs"))
+        );
+        s.expect_status("rel_ours", 0);
+        s.expect_status("rel_theirs", 0);
+        let relative = record(&s, "rel_json_ours");
+        assert_eq!(relative["perMachine"][0]["diskSizeRelative"], 526133494);
+        assert_eq!(
+            client_part(relative),
+            client_part(record(&s, "rel_json_theirs"))
         );
         let pty = s.expect_status("pty", 0);
         assert!(
