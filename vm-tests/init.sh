@@ -40,6 +40,23 @@ powercut-1)
     # Not reached when all goes well: the host kills qemu during the writes.
     poweroff -f
     ;;
+interop-create)
+    echo "VMTEST BEGIN interop, our engine makes the image"
+    scenario interop-create homed-vm-check interop-create /dev/vda /xfer
+    mount /dev/vda /xfer && cp /interop-run.sh /xfer/run.sh && umount /xfer
+    echo "VMTEST END"
+    sync
+    poweroff -f
+    ;;
+debian)
+    # Boot the Debian guest on /dev/vda with systemd.
+    mkdir -p /newroot
+    mount -o rw /dev/vda /newroot || { echo "VMTEST FAIL debian-boot (no root)"; poweroff -f; }
+    umount /tmp /run 2>/dev/null
+    mount --move /dev /newroot/dev
+    umount /proc /sys
+    exec switch_root /newroot /sbin/init
+    ;;
 powercut-2)
     echo "VMTEST BEGIN power cut, second boot"
     scenario powercut-recover homed-vm-check powercut-verify /dev/vda /vm

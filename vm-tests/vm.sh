@@ -3,7 +3,7 @@
 # need), boots it, runs the LUKS scenarios on real dm-crypt, and prints one PASS/FAIL line per
 # scenario. Exit status 0 only when every scenario passed.
 #
-#   vm-tests/vm.sh [kernel|initramfs|run|all|powercut]      (default: all)
+#   vm-tests/vm.sh [kernel|initramfs|debian|run|all|powercut|interop]      (default: all)
 #
 # Downloads and the extracted kernel are cached in $HOMED_VM_CACHE (default /var/cache/homed-vm),
 # outside the clone. Needs root (apt-get download, depmod), qemu-system-x86, busybox-static, cpio,
@@ -60,6 +60,67 @@ kernel() {
         touch "$dir/.done"
     fi
     echo "$dir"
+}
+
+# The Debian guest with systemd and the real systemd-homed 252, for cross-tests (vm-recipe.md).
+debian_packages=systemd,systemd-sysv,systemd-homed,systemd-userdbd,dbus,libpam-systemd,libnss-systemd,cryptsetup-bin,e2fsprogs,btrfs-progs,kmod,udev,util-linux,fdisk,pamtester
+debian_mirror=${HOMED_VM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+# Builds (once, cached by package list) a root file system with debootstrap; prints its folder.
+debian_root() {
+    local key dir
+    key=$(echo "bookworm $debian_packages" | sha256sum | cut -c1-12)
+    dir=$cache/debian-$key
+    if [ ! -f "$dir/.done" ]; then
+        command -v debootstrap >/dev/null || { log "debootstrap is missing (apt-get install debootstrap)"; exit 1; }
+        log "debootstrap bookworm into $dir (a few minutes, once)"
+        rm -rf "$dir"
+        debootstrap --variant=minbase --include="$debian_packages" bookworm "$dir" "$debian_mirror" >&2
+        touch "$dir/.done"
+    fi
+    echo "$dir"
+}
+
+# The unit that runs the cross-test script from the transfer disk, then powers off.
+crosstest_unit='[Unit]
+Description=homed cross-test from the transfer disk
+After=dbus.service local-fs.target systemd-userdbd.socket
+Wants=dbus.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c "mkdir -p /xfer && mount /dev/vdb /xfer && sh /xfer/run.sh; sync; umount /xfer"
+ExecStartPost=/bin/systemctl poweroff --force
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/ttyS0
+TimeoutStartSec=600
+
+[Install]
+WantedBy=multi-user.target'
+
+# Turns the Debian root into a bootable disk image for our kernel (cached); prints its path.
+debian_disk() {
+    local droot=$1 key img
+    key=$(printf '%s\n%s\n%s' "$droot" "$kernel_ver" "$crosstest_unit" | sha256sum | cut -c1-12)
+    img=$cache/debian-disk-$key.img
+    if [ ! -f "$img" ]; then
+        log "making the Debian guest disk $img"
+        rm -f "$cache"/debian-disk-*.img
+        rm -rf "$droot/lib/modules" && mkdir -p "$droot/lib/modules"
+        cp -a "$kernel_dir/lib/modules/$kernel_ver" "$droot/lib/modules/"
+        echo crosstest > "$droot/etc/hostname"
+        : > "$droot/etc/fstab"
+        # agetty's vhangup on the serial console would cut off the test's output.
+        ln -sf /dev/null "$droot/etc/systemd/system/serial-getty@ttyS0.service"
+        printf '%s\n' "$crosstest_unit" > "$droot/etc/systemd/system/homed-crosstest.service"
+        mkdir -p "$droot/etc/systemd/system/multi-user.target.wants"
+        ln -sf ../homed-crosstest.service \
+            "$droot/etc/systemd/system/multi-user.target.wants/homed-crosstest.service"
+        mkfs.ext4 -q -F -L debroot -d "$droot" "$img.tmp" 3G >&2
+        mv "$img.tmp" "$img"
+    fi
+    echo "$img"
 }
 
 # Prints the relative paths of the modules to load, dependencies first.
@@ -139,6 +200,7 @@ initramfs() {
         cp "$moddir/$m" "$root/lib/modules/$ver/$m"
     done < "$root/modules.order"
     echo "$ver" > "$root/kernel-version"
+    cp "$here/interop-run.sh" "$root/interop-run.sh"
     cp "$here/init.sh" "$root/init"
     chmod 755 "$root/init"
 
@@ -161,8 +223,11 @@ boot() {
         "$@" < /dev/null > "$logf" 2>&1
 }
 
+# A console log without carriage returns and terminal escapes (the firmware clears the screen).
+clean() { tr -d '\r' < "$1" | sed -e 's/\x1bc//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g'; }
+
 # Prints a console log's scenario lines.
-show() { tr -d '\r' < "$1" | grep -E '^(VMTEST|  - |homed-vm-check:)' || true; }
+show() { clean "$1" | grep -E '^(VMTEST|  - |  \| |homed-vm-check:)' || true; }
 
 # The power cut: the first boot makes a home on a virtio disk, syncs a file and keeps writing
 # until qemu is killed; the second boot must activate it with everything synced intact.
@@ -174,7 +239,7 @@ powercut() {
     boot "$log1" powercut-1 -drive "file=$disk,format=raw,if=virtio" &
     pid=$!
     deadline=$((SECONDS + timeout_secs))
-    until tr -d '\r' < "$log1" 2>/dev/null | grep -q '^VMTEST SYNCED'; do
+    until clean "$log1" 2>/dev/null | grep -q '^VMTEST SYNCED'; do
         if ! kill -0 "$pid" 2>/dev/null || [ $SECONDS -gt $deadline ]; then
             kill -9 "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
@@ -186,7 +251,7 @@ powercut() {
         sleep 0.5
     done
     # Let the unsynced writes run a little, then pull the plug.
-    until [ "$(tr -d '\r' < "$log1" | grep -c '^  - writing')" -ge 2 ] || [ $SECONDS -gt $deadline ]; do
+    until [ "$(clean "$log1" | grep -c '^  - writing')" -ge 2 ] || [ $SECONDS -gt $deadline ]; do
         sleep 0.2
     done
     kill -9 "$pid" 2>/dev/null || true
@@ -196,11 +261,40 @@ powercut() {
     timeout --kill-after=10 "$timeout_secs" \
         bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot '$log2' powercut-2 -drive 'file=$disk,format=raw,if=virtio'" || true
     show "$log2"
-    if ! tr -d '\r' < "$log2" | grep -q '^VMTEST END'; then
+    if ! clean "$log2" | grep -q '^VMTEST END'; then
         echo "VMTEST FAIL powercut-recover (the second boot did not finish)"
-        tr -d '\r' < "$log2" | tail -20 | sed 's/^/    /'
+        clean "$log2" | tail -20 | sed 's/^/    /'
     fi
     rm -f "$disk"
+}
+
+# Interop: our engine makes a home (minimal guest), the real systemd-homed 252 activates it
+# (Debian guest); a transfer disk carries the image, our public key and the test script.
+interop() {
+    local droot dimg xfer log1=$cache/interop-1.log log2=$cache/interop-2.log
+    if ! droot=$(debian_root); then
+        echo "VMTEST FAIL interop (no Debian root file system)"
+        return
+    fi
+    dimg=$(debian_disk "$droot")
+    xfer=$(mktemp "${TMPDIR:-/tmp}/homed-vm-xfer.XXXXXX")
+    truncate -s 1G "$xfer"
+    timeout --kill-after=10 "$timeout_secs" \
+        bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot '$log1' interop-create -drive 'file=$xfer,format=raw,if=virtio'" || true
+    show "$log1"
+    if ! clean "$log1" | grep -q '^VMTEST END'; then
+        echo "VMTEST FAIL interop-create (the guest did not finish)"
+        rm -f "$xfer"
+        return
+    fi
+    timeout --kill-after=10 "$timeout_secs" \
+        bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot '$log2' debian -drive 'file=$dimg,format=raw,if=virtio,snapshot=on' -drive 'file=$xfer,format=raw,if=virtio'" || true
+    show "$log2"
+    if ! clean "$log2" | grep -q '^VMTEST END'; then
+        echo "VMTEST FAIL homed252-interop (the Debian guest did not finish)"
+        clean "$log2" | tail -30 | sed 's/^/    /'
+    fi
+    rm -f "$xfer"
 }
 
 run() {
@@ -214,11 +308,12 @@ run() {
         timeout --kill-after=10 "$timeout_secs" \
             bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot '$logf' main" || rc=$?
         show "$logf"
-        if ! tr -d '\r' < "$logf" | grep -q '^VMTEST END'; then
+        if ! clean "$logf" | grep -q '^VMTEST END'; then
             echo "VMTEST FAIL main-boot (the guest did not finish, qemu exit $rc)"
-            tr -d '\r' < "$logf" | tail -20 | sed 's/^/    /'
+            clean "$logf" | tail -20 | sed 's/^/    /'
         fi
         powercut
+        interop
     } | tee "$results"
     local pass fail verdict=ok.
     pass=$(grep -c '^VMTEST PASS' "$results" || true)
@@ -231,13 +326,20 @@ run() {
 
 case "${1:-all}" in
     kernel) kernel ;;
+    debian) debian_root ;;
     initramfs) initramfs ;;
     run | all) run ;;
+    interop)
+        kernel_dir=$(kernel)
+        kernel_ver=$(ls "$kernel_dir/lib/modules")
+        initrd=$(initramfs)
+        interop
+        ;;
     powercut)
         kernel_dir=$(kernel)
         kernel_ver=$(ls "$kernel_dir/lib/modules")
         initrd=$(initramfs)
         powercut
         ;;
-    *) echo "usage: $0 [kernel|initramfs|run|all|powercut]" >&2; exit 2 ;;
+    *) echo "usage: $0 [kernel|initramfs|debian|run|all|powercut|interop]" >&2; exit 2 ;;
 esac

@@ -643,6 +643,61 @@ fn powercut_verify(disk: &Path, mnt: &Path) -> Outcome {
     Ok(())
 }
 
+const INTEROP_USER: &str = "crossuser";
+const INTEROP_PASSWORD: &str = "Cross-pw-252";
+
+/// Makes a home with our engine on the transfer disk, for the real systemd-homed 252 to
+/// activate in the Debian guest: the image, our public key, the password, a file inside.
+fn interop_create(disk: &Path, mnt: &Path) -> Outcome {
+    mkfs_plain(disk)?;
+    fs::create_dir_all(mnt)?;
+    mount(
+        Some(disk),
+        mnt,
+        Some("ext4"),
+        MsFlags::empty(),
+        None::<&str>,
+    )?;
+    let key = SigningKey::generate()?;
+    fs::write(mnt.join("ours.public"), key.public_key().to_pem())?;
+    fs::write(mnt.join("password"), INTEROP_PASSWORD)?;
+    let hash = hash_password(&secret(INTEROP_PASSWORD))?;
+    let text = format!(
+        r#"{{"userName":"{INTEROP_USER}","realName":"Made By Our Engine","uid":60333,"gid":60333,
+            "storage":"luks","disposition":"regular","lastChangeUSec":1795000000000000,
+            "lastPasswordChangeUSec":1795000000000000,"enforcePasswordPolicy":false,
+            "luksPbkdfType":"pbkdf2","luksPbkdfTimeCostUSec":1000,
+            "privileged":{{"hashedPassword":["{hash}"]}}}}"#
+    );
+    let mut record = UserRecord::parse(text.as_bytes(), RecordOrigin::Request)?;
+    sign_record(&mut record, &key);
+    let work = mnt.join("work");
+    home::create(
+        &home::CreateRequest {
+            user_name: INTEROP_USER,
+            image_path: &mnt.join(format!("{INTEROP_USER}.home")),
+            settings: &settings(),
+            fs_type: FsType::Ext4,
+            size: 256 * MIB,
+            passwords: &[secret(INTEROP_PASSWORD)],
+            record: &record,
+            work_dir: &work,
+        },
+        |home| {
+            let f = home.join("made-by-our-engine.txt");
+            fs::write(&f, "hello from homed_shared\n")
+                .and_then(|()| {
+                    std::os::unix::fs::lchown(&f, Some(home::STORED_UID), Some(home::STORED_UID))
+                })
+                .map_err(|e| LuksError::io("writing a file into the new home", e))
+        },
+    )?;
+    fs::remove_dir(&work)?;
+    step("made crossuser.home with our engine, key and password beside it");
+    umount(mnt)?;
+    Ok(())
+}
+
 fn mkfs_plain(device: &Path) -> Outcome {
     let status = Command::new("mkfs.ext4")
         .args(["-q", "-F"])
@@ -691,6 +746,10 @@ fn main() {
         Some("powercut-verify") => match (args.get(2), args.get(3)) {
             (Some(disk), Some(mnt)) => powercut_verify(Path::new(disk), Path::new(mnt)),
             _ => Err(fail("powercut-verify needs a disk and a folder")),
+        },
+        Some("interop-create") => match (args.get(2), args.get(3)) {
+            (Some(disk), Some(mnt)) => interop_create(Path::new(disk), Path::new(mnt)),
+            _ => Err(fail("interop-create needs a disk and a folder")),
         },
         Some("direct-read") => match args.get(2) {
             Some(file) => direct_read(Path::new(file)),

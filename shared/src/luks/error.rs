@@ -34,7 +34,13 @@ pub enum LuksError {
     /// The kernel has no device-mapper (or no dm-crypt): the volume cannot be activated here.
     #[error("device-mapper is not available, so {0} cannot be done on this machine")]
     NoDeviceMapper(String),
-    /// A refusal of the request itself (wrong name, a file in the way…).
+    /// The image is locked by another process (homed's `EADDRINUSE`, D-Bus `HomeInUse`).
+    #[error("{0} is in use by another process")]
+    InUse(String),
+    /// Something is already where the new home would go (`EEXIST`).
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// A refusal of the request itself (wrong name, a bad size…).
     #[error("{0}")]
     Refused(String),
     /// libcryptsetup refused an operation.
@@ -55,7 +61,8 @@ pub enum LuksError {
 }
 
 impl LuksError {
-    pub(crate) fn io(what: impl Into<String>, source: io::Error) -> Self {
+    /// A failed system call, with what was being done.
+    pub fn io(what: impl Into<String>, source: io::Error) -> Self {
         LuksError::Io {
             what: what.into(),
             source,
@@ -83,10 +90,20 @@ impl LuksError {
             LuksError::BadPassword => Some(libc::ENOKEY),
             LuksError::RecordMismatch(_) => Some(libc::EMEDIUMTYPE),
             LuksError::NoDeviceMapper(_) => Some(libc::EOPNOTSUPP),
+            LuksError::InUse(_) => Some(libc::EADDRINUSE),
+            LuksError::AlreadyExists(_) => Some(libc::EEXIST),
+            LuksError::UntrustedRecord(_) => Some(libc::EKEYREJECTED),
             LuksError::Cryptsetup { source, .. } | LuksError::Io { source, .. } => {
                 source.raw_os_error()
             }
             _ => None,
         }
+    }
+}
+
+impl From<LuksError> for crate::storage::StorageError {
+    /// For the worker's reply: homed's errno where there is one, EIO otherwise.
+    fn from(e: LuksError) -> Self {
+        crate::storage::StorageError::new(e.errno().unwrap_or(libc::EIO), e.to_string())
     }
 }

@@ -163,8 +163,8 @@ fn wait_for_node(path: &Path) -> Result<(), LuksError> {
 
 fn refuse_active(name: &str) -> Result<(), LuksError> {
     if Path::new(&format!("/dev/mapper/{name}")).exists() {
-        return Err(LuksError::Refused(format!(
-            "the device /dev/mapper/{name} already exists"
+        return Err(LuksError::AlreadyExists(format!(
+            "the device /dev/mapper/{name}"
         )));
     }
     Ok(())
@@ -185,10 +185,9 @@ pub fn create(
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| LuksError::Refused("the image path has no file name".into()))?;
     if req.image_path.exists() {
-        return Err(LuksError::Refused(format!(
-            "{} already exists",
-            req.image_path.display()
-        )));
+        return Err(LuksError::AlreadyExists(
+            req.image_path.display().to_string(),
+        ));
     }
     let name = dm_name(req.user_name);
     refuse_active(&name)?;
@@ -262,7 +261,7 @@ pub fn create(
         // Linking fails if something appeared at the final name meanwhile: nothing is replaced.
         fs::hard_link(&temporary, req.image_path).map_err(|e| {
             if e.kind() == ErrorKind::AlreadyExists {
-                LuksError::Refused(format!("{} already exists", req.image_path.display()))
+                LuksError::AlreadyExists(req.image_path.display().to_string())
             } else {
                 LuksError::io(format!("linking {}", req.image_path.display()), e)
             }
@@ -290,10 +289,7 @@ pub fn activate(req: &ActivateRequest<'_>) -> Result<Activated, LuksError> {
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(LuksError::Refused(format!(
-                "{} is in use by another process",
-                req.image_path.display()
-            )));
+            return Err(LuksError::InUse(req.image_path.display().to_string()));
         }
         Err(std::fs::TryLockError::Error(e)) => {
             return Err(LuksError::io("locking the image", e));

@@ -79,7 +79,7 @@ impl LuksImage {
             .open(path)
             .map_err(|e| {
                 if e.kind() == ErrorKind::AlreadyExists {
-                    LuksError::Refused(format!("{} already exists", path.display()))
+                    LuksError::AlreadyExists(path.display().to_string())
                 } else {
                     LuksError::io(format!("creating {}", path.display()), e)
                 }

@@ -1,0 +1,54 @@
+#!/bin/sh
+# Runs in the Debian guest (systemd, the real systemd-homed 252), from the transfer disk mounted
+# on /xfer: our public key is installed before homed starts, the image our engine made is copied
+# to /home, and homed must activate it with the password (252 has no adopt or register).
+user=crossuser
+result() { echo "VMTEST $1 $2"; }
+export SYSTEMD_LOG_LEVEL=info
+
+systemctl stop systemd-homed.service 2>/dev/null
+mkdir -p /var/lib/systemd/home
+chmod 0700 /var/lib/systemd/home
+install -m 0644 -o root -g root /xfer/ours.public /var/lib/systemd/home/ours.public
+cp --sparse=always "/xfer/$user.home" "/home/$user.home"
+systemctl start systemd-homed.service
+
+# homed finds /home/NAME.home on its own (an unfixated home).
+i=0
+until timeout 10 homectl --no-pager list 2>/dev/null | grep -q "^$user "; do
+    i=$((i + 1))
+    [ $i -gt 30 ] && break
+    sleep 1
+done
+
+start=$(date +%s%N)
+if PASSWORD=$(cat /xfer/password) timeout 180 homectl activate "$user"; then
+    result PASS "homed252-activates-our-image ($((($(date +%s%N) - start) / 1000000)) ms)"
+else
+    result FAIL "homed252-activates-our-image"
+fi
+timeout 30 homectl --no-pager inspect "$user" > /xfer/inspect.txt 2>&1
+sed 's/^/  | /' /xfer/inspect.txt | grep -E 'User name|State|Storage|Signed|UID|Image Path|File System|LUKS' || true
+
+uid=$(stat -c %u "/home/$user/made-by-our-engine.txt" 2>/dev/null)
+want=$(getent passwd "$user" | cut -d: -f3)
+if [ -n "$uid" ] && [ "$uid" = "$want" ] && grep -q 'hello from homed_shared' "/home/$user/made-by-our-engine.txt"; then
+    result PASS "homed252-sees-our-files (owned by $uid through its mapping)"
+else
+    result FAIL "homed252-sees-our-files (owner '$uid', user's uid '$want')"
+fi
+# homed fixates a discovered home only when its record is signed by a trusted key.
+keyline=$(sed -n 2p /xfer/ours.public)
+if [ -n "$keyline" ] && grep -q "$keyline" "/var/lib/systemd/home/$user.identity" 2>/dev/null; then
+    result PASS "homed252-trusts-our-signature (fixated with our key's signature)"
+else
+    result FAIL "homed252-trusts-our-signature"
+fi
+grep -E " /home/$user " /proc/self/mountinfo | sed 's/^/  | /'
+if timeout 60 homectl deactivate "$user"; then
+    result PASS "homed252-deactivates-our-image"
+else
+    result FAIL "homed252-deactivates-our-image"
+fi
+journalctl -u systemd-homed --no-pager -o cat 2>/dev/null | tail -15 > /xfer/homed.log
+echo "VMTEST END"
