@@ -351,7 +351,6 @@ fn inspect(ctx: &Ctx, bus: &Manager, rest: &[String]) -> VerbResult {
 
 /// What to do after a failed call that needs a secret: ask again (Ok) or give up (Err).
 fn handle_error(
-    ctx: &mut Ctx,
     user: &str,
     secret: &mut Secret,
     e: &BusError,
@@ -385,7 +384,6 @@ fn handle_error(
         } else if !secret.passwords().is_empty() {
             crate::log::notice("Password incorrect or not sufficient, please try again.");
         }
-        let _ = ctx;
         secret.prepend_password(ask(question)?);
         return Ok(());
     }
@@ -401,7 +399,6 @@ fn handle_error(
 
 /// Calls `op` with the secret until it succeeds, asking for passwords as the errors require.
 fn with_secret_retry(
-    ctx: &mut Ctx,
     user: &str,
     secret: &mut Secret,
     emphasize_current: bool,
@@ -410,7 +407,7 @@ fn with_secret_retry(
     loop {
         match op(secret) {
             Ok(()) => return Ok(()),
-            Err(e) => handle_error(ctx, user, secret, &e, emphasize_current)?,
+            Err(e) => handle_error(user, secret, &e, emphasize_current)?,
         }
     }
 }
@@ -423,9 +420,7 @@ fn secret_verb(
     let mut status = 0;
     for user in users {
         let mut secret = ctx.env.passed_secret();
-        if let Err(e) =
-            with_secret_retry(ctx, user, &mut secret, false, |s| call(user, &s.to_json()))
-        {
+        if let Err(e) = with_secret_retry(user, &mut secret, false, |s| call(user, &s.to_json())) {
             crate::log::error(&e);
             status = 1;
         }
@@ -553,7 +548,7 @@ fn create(ctx: &mut Ctx, bus: &Manager, name: Option<&String>) -> VerbResult {
                 secret = Secret::default();
                 secret.prepend_password(pw);
             }
-            Err(e) => handle_error(ctx, &user, &mut secret, &e, false)?,
+            Err(e) => handle_error(&user, &mut secret, &e, false)?,
         }
     }
 }
@@ -613,18 +608,18 @@ fn update(ctx: &mut Ctx, bus: &Manager, name: Option<&String>) -> VerbResult {
     if ctx.opts.and_resize || ctx.opts.and_change_password {
         crate::log::info("Updating home directory.");
     }
-    with_secret_retry(ctx, &user, &mut secret, false, |s| {
+    with_secret_retry(&user, &mut secret, false, |s| {
         bus.update(&identity::with_secret(&v, s))
     })?;
     if ctx.opts.and_resize {
         crate::log::info("Resizing home.");
-        with_secret_retry(ctx, &user, &mut secret, false, |s| {
+        with_secret_retry(&user, &mut secret, false, |s| {
             bus.resize(&user, u64::MAX, &s.to_json())
         })?;
     }
     if ctx.opts.and_change_password {
         crate::log::info("Synchronizing passwords and encryption keys.");
-        with_secret_retry(ctx, &user, &mut secret, false, |s| {
+        with_secret_retry(&user, &mut secret, false, |s| {
             bus.change_password(&user, "{}", &s.to_json())
         })?;
     }
@@ -654,7 +649,7 @@ fn passwd(ctx: &mut Ctx, bus: &Manager, name: Option<&String>) -> VerbResult {
             Err(e) if e.is("BadPasswordAndNoToken") => {
                 return Err(format!("Security token not inserted, refusing: {e}"));
             }
-            Err(e) => handle_error(ctx, &user, &mut old, &e, true)?,
+            Err(e) => handle_error(&user, &mut old, &e, true)?,
         }
     }
 }
@@ -687,7 +682,7 @@ fn resize(ctx: &mut Ctx, bus: &Manager, rest: &[String]) -> VerbResult {
         size = ds;
     }
     let mut secret = ctx.env.passed_secret();
-    with_secret_retry(ctx, &user, &mut secret, false, |s| {
+    with_secret_retry(&user, &mut secret, false, |s| {
         bus.resize(&user, size, &s.to_json())
     })?;
     Ok(0)
@@ -712,7 +707,7 @@ fn with(ctx: &mut Ctx, bus: &Manager, rest: &[String]) -> VerbResult {
         .unwrap_or(false);
     let mut secret = ctx.env.passed_secret();
     let mut fd = None;
-    with_secret_retry(ctx, &user, &mut secret, false, |s| {
+    with_secret_retry(&user, &mut secret, false, |s| {
         fd = Some(bus.acquire(&user, &s.to_json(), please_suspend)?);
         Ok(())
     })?;
