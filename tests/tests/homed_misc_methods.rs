@@ -1,7 +1,8 @@
 //! The rest of v252's Manager on a directory home, call for call against systemd-homed:
 //! LockHome, UnlockHome, LockAllHomes, DeactivateAllHomes, Rebalance, FixateHome, ResizeHome,
 //! ReleaseHome, RefHome on an inactive home, GetHomeByUID, GetUserRecordByUID, the Home
-//! object's own Authenticate, and the same calls on an unknown user.
+//! object's own Authenticate, CreateHome whose secret does not open its hash or that has no hash,
+//! and the same calls on an unknown user.
 
 use homed_tests::homed::{run_homed_world, tagged};
 
@@ -31,6 +32,10 @@ grep -q ' /home/tuser ' /proc/self/mountinfo && echo "MOUNTED after release" || 
 c activate-again ActivateHome string:tuser "$pw"
 c deactivate-all DeactivateAllHomes
 grep -q ' /home/tuser ' /proc/self/mountinfo && echo "MOUNTED after deactivate-all" || echo "UNMOUNTED after deactivate-all"
+h=$(openssl passwd -6 right)
+c create-secret-mismatch CreateHome "string:{\"userName\":\"mism\",\"storage\":\"directory\",\"privileged\":{\"hashedPassword\":[\"$h\"]},\"secret\":{\"password\":[\"wrong\"]}}"
+c create-no-hash CreateHome 'string:{"userName":"nohash","storage":"directory","secret":{"password":["x"]}}'
+c create-good CreateHome "string:{\"userName\":\"good\",\"storage\":\"directory\",\"privileged\":{\"hashedPassword\":[\"$h\"]},\"secret\":{\"password\":[\"right\"]}}"
 c unknown-activate ActivateHome string:nosuch "$pw"
 c unknown-remove RemoveHome string:nosuch
 c unknown-record GetUserRecordByName string:nosuch
@@ -58,5 +63,5 @@ fn other_manager_methods_answer_as_systemd_homed() {
         facts(&theirs),
         "ours:\n{ours}\nsystemd-homed:\n{theirs}"
     );
-    assert_eq!(tagged(&ours, "CALL ").len(), 19, "{ours}");
+    assert_eq!(tagged(&ours, "CALL ").len(), 22, "{ours}");
 }

@@ -915,8 +915,22 @@ impl Engine {
     pub async fn create(&self, caller: Caller, text: &str) -> EngineResult<Arc<Home>> {
         Self::require_root(caller)?;
         let (mut record, secret) = Self::parse_request(text)?;
-        self.prepare_new(&mut record, &secret)?;
+        self.prepare_new(&mut record)?;
         let name = record.user_name().to_owned();
+        // As homed: the client hashes the password; the secret must open one of the hashes.
+        if secret.passwords().is_empty() {
+            return Err(EngineError::BadPassword(format!(
+                "No password given for home {name}: required key not available."
+            )));
+        }
+        if record.view(&self.machine).hashed_passwords().is_empty() {
+            return Err(EngineError::InvalidArgs(
+                "Failed to execute operation: Invalid argument".into(),
+            ));
+        }
+        if let Err(e) = Self::verify(&record, &self.machine, &secret, &name).await {
+            return Err(report(e).await);
+        }
         let signed_locally = self.sign_or_check(&mut record)?;
         let (uid, gid) = self.ids(&record)?;
         let view = record.view(&self.machine);
@@ -944,7 +958,7 @@ impl Engine {
     }
 
     /// The checks and fields every new record goes through (create, register).
-    fn prepare_new(&self, record: &mut UserRecord, secret: &Secret) -> EngineResult<()> {
+    fn prepare_new(&self, record: &mut UserRecord) -> EngineResult<()> {
         check_suitable_for_homed(&record.view(&self.machine), false).map_err(|e| {
             EngineError::InvalidArgs(format!("Refusing to manage this user record: {e}"))
         })?;
@@ -980,22 +994,6 @@ impl Engine {
         binding.insert("imagePath".into(), json!(self.image_path(record)));
         binding.insert("storage".into(), json!(storage.as_str()));
         binding.insert("uid".into(), json!(uid));
-        // Hash plaintext passwords the record came with but has no hash for.
-        if view.hashed_passwords().is_empty() && !secret.passwords().is_empty() {
-            let mut hashes = Vec::new();
-            for p in secret.passwords() {
-                hashes.push(Value::String(hash_password(p).map_err(|e| {
-                    EngineError::InvalidArgs(format!("Failed to hash password: {e}"))
-                })?));
-            }
-            let privileged = record
-                .json_mut()
-                .entry("privileged")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(p) = privileged {
-                p.insert("hashedPassword".into(), Value::Array(hashes));
-            }
-        }
         record.set_binding(&self.machine.machine_id, binding);
         Ok(())
     }
@@ -1242,7 +1240,7 @@ impl Engine {
             ));
         }
         let mut record = record.embedded_copy();
-        self.prepare_new(&mut record, &Secret::default())?;
+        self.prepare_new(&mut record)?;
         let signed_locally = self.sign_or_check(&mut record)?;
         self.store
             .save(&record)
