@@ -354,7 +354,30 @@ pub fn render(v: &RecordView<'_>, incomplete: bool) -> String {
         let _ = writeln!(o, "        Nice: {n}");
     }
     if let Some(limits) = v.get("resourceLimits").and_then(Value::as_object) {
-        for (name, limit) in limits {
+        // In the kernel's order of resources, as systemd lists them.
+        const ORDER: [&str; 16] = [
+            "CPU",
+            "FSIZE",
+            "DATA",
+            "STACK",
+            "CORE",
+            "RSS",
+            "NPROC",
+            "NOFILE",
+            "MEMLOCK",
+            "AS",
+            "LOCKS",
+            "SIGPENDING",
+            "MSGQUEUE",
+            "NICE",
+            "RTPRIO",
+            "RTTIME",
+        ];
+        let ordered = ORDER.iter().filter_map(|r| {
+            let name = format!("RLIMIT_{r}");
+            limits.get(&name).map(|l| (name, l))
+        });
+        for (name, limit) in ordered {
             let num = |k: &str| {
                 limit
                     .get(k)

@@ -428,6 +428,9 @@ step ident_ours env NEWPASSWORD=Id-pw-1 timeout 30 $OURS create --identity="$D/i
 step ident_theirs env NEWPASSWORD=Id-pw-1 timeout 30 $THEIRS create --identity="$D/idg.json" -G users
 step ident_json_ours timeout 10 $THEIRS inspect -j idf
 step ident_json_theirs timeout 10 $THEIRS inspect -j idg
+printf '%s' '{"userName":"rl","storage":"directory","enforcePasswordPolicy":false,"resourceLimits":{"RLIMIT_NOFILE":{"cur":1024,"max":4096},"RLIMIT_CORE":{"cur":null,"max":null},"RLIMIT_AS":{"cur":5,"max":6}}}' >"$D/rl.json"
+step rl_create env NEWPASSWORD=Rl-pw-1 timeout 30 $OURS create --identity="$D/rl.json"
+both rl_inspect 'timeout 10 $C inspect rl'
 step rel_ours env NEWPASSWORD=Rel-pw-1 timeout 30 $OURS create rel1 --storage=directory -P --disk-size=12.25%
 step rel_theirs env NEWPASSWORD=Rel-pw-1 timeout 30 $THEIRS create rel2 --storage=directory -P --disk-size=12.25%
 step rel_json_ours timeout 10 $THEIRS inspect -j rel1
@@ -568,6 +571,20 @@ fn homectl_other_verbs_match_systemds_and_prompt_without_echo() {
         assert_eq!(
             client_part(from_file),
             client_part(record(&s, "ident_json_theirs"))
+        );
+        s.expect_status("rl_create", 0);
+        let limits = &s.expect_status("rl_inspect_ours", 0).stdout;
+        assert!(
+            limits.contains("       Limit: RLIMIT_NOFILE=1024:4096\n"),
+            "{limits}"
+        );
+        assert_same_lines(
+            &lines(limits, TOLERATED_BETWEEN_CALLS),
+            &lines(
+                &s.expect_status("rl_inspect_theirs", 0).stdout,
+                TOLERATED_BETWEEN_CALLS,
+            ),
+            "inspect of a home with resource limits",
         );
         s.expect_status("rel_ours", 0);
         s.expect_status("rel_theirs", 0);
