@@ -1,16 +1,17 @@
 #!/bin/bash
 # PAM login benchmark (issue 5): authenticate + open_session + close_session of the login stack
-# of pam.d-examples/, with pam_homed.so and with systemd's pam_systemd_home.so (the same files
-# with the module name replaced), against systemd-homed 252 (until our daemon can take its
-# place), same user, same machine, one private world (tests/sandbox/world.sh). Each cycle starts
-# from an inactive home, so it includes the activation and the deactivation request; the wait
-# for the deactivation to finish is not timed. The two modules alternate cycle by cycle.
+# of pam.d-examples/, for pam_homed.so with our homed against systemd's pam_systemd_home.so (the
+# same files with the module name replaced) with systemd-homed 252, plus the two crossed pairs;
+# same user, same machine, each pair in a private world of its own (tests/sandbox/world.sh),
+# the pairs taking turns in rounds. Each cycle starts from an inactive home, so it includes the
+# activation and the deactivation request; the wait for the deactivation to end is not timed.
 #
 # Prints a Markdown table and writes it to benches/results/pam.md. Needs root.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cycles=${PAM_BENCH_CYCLES:-40}
+rounds=4
 
 if [ "${1:-}" != "--inside" ]; then
     if [ "$(id -u)" -ne 0 ]; then
@@ -65,22 +66,77 @@ int main(int argc, char **argv) {
 }
 EOF
     cc -O2 -o "$work/login-cycle" "$work/login-cycle.c" -lpam
-    PAM_BENCH_WORK=$work PAM_BENCH_SO=$target/release/libpam_homed.so PAM_BENCH_CYCLES=$cycles \
-        timeout 600 "$root/tests/sandbox/world.sh" --homed-reference -- "$root/benches/pam.sh" --inside
+    cargo build --release --locked -p homed >&2
+    mkdir -p "$work/policy"
+    cp "$root/dist/dbus/org.freedesktop.home1.conf" "$work/policy/"
+    rm -f "$work"/times-*
+    per_round=$(((cycles + rounds - 1) / rounds))
+    for ((round = 0; round < rounds; round++)); do
+        for pair in ours:pam_homed reference:pam_systemd_home reference:pam_homed ours:pam_systemd_home; do
+            daemon=${pair%%:*}
+            module=${pair#*:}
+            if [ "$daemon" = ours ]; then
+                world=(--homed "$target/release/homed" --dbus-policy "$work/policy")
+            else
+                world=(--homed-reference)
+            fi
+            PAM_BENCH_WORK=$work PAM_BENCH_SO=$target/release/libpam_homed.so \
+                timeout 600 "$root/tests/sandbox/world.sh" "${world[@]}" -- \
+                "$root/benches/pam.sh" --inside "$module" "$per_round" "$work/times-$daemon-$module"
+        done
+    done
+    stats() { sort -n "$1" | awk '{ a[NR] = $1 } END {
+        printf "%.2f %.2f %.2f %d", a[int((NR + 1) / 2)] / 1e6, a[int(NR * 0.1) + 1] / 1e6, a[int(NR * 0.9)] / 1e6, NR }'; }
+    read -r om olo ohi on <<<"$(stats "$work/times-ours-pam_homed")"
+    read -r tm tlo thi tn <<<"$(stats "$work/times-reference-pam_systemd_home")"
+    read -r xm xlo xhi xn <<<"$(stats "$work/times-reference-pam_homed")"
+    read -r ym ylo yhi yn <<<"$(stats "$work/times-ours-pam_systemd_home")"
+    ratio() { awk -v a="$1" -v b="$tm" 'BEGIN { printf "%.2f", a / b }'; }
+    result=$(cat <<EOF
+# PAM benchmark
+
+$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r); release builds of pam_homed.so and
+homed; directory storage; $rounds rounds of $per_round login cycles per pair, each pair in a world
+of its own. One cycle is pam_start_confdir, pam_authenticate (the password is asked for through
+the conversation), pam_open_session, pam_close_session and pam_end through the login stack of
+pam.d-examples/, from an inactive home; waiting for the deactivation is not timed.
+
+| module + daemon | cycles | median ms | p10 ms | p90 ms | ratio to pam_systemd_home + systemd-homed |
+|---|---|---|---|---|---|
+| **pam_homed + homed (ours)** | $on | $om | $olo | $ohi | **$(ratio "$om")×** |
+| pam_systemd_home + systemd-homed 252 | $tn | $tm | $tlo | $thi | 1.00× |
+| pam_homed + systemd-homed 252 | $xn | $xm | $xlo | $xhi | $(ratio "$xm")× |
+| pam_systemd_home + homed (ours) | $yn | $ym | $ylo | $yhi | $(ratio "$ym")× |
+
+Below 1.00× is faster than systemd's pair. The daemon does nearly all of the work (activation
+runs a worker process that mounts the home); the module's own part is the difference between
+rows that share a daemon.
+EOF
+)
+    echo "$result"
+    echo "$result" > "$root/benches/results/pam.md"
     exit
 fi
 
-# Inside the world: our module where the examples find it, the examples and their copy.
+# Inside the world: `--inside MODULE CYCLES OUTFILE`. Our module where the examples find it,
+# the examples or their copy for systemd's module, one user, CYCLES timed logins.
+module=$2
+count=$3
+out=$4
 state=$HOMED_WORLD_STATE
 sec=$(readlink -f /lib/x86_64-linux-gnu/security)
 mkdir -p "$state/security"
 cp -a "$sec"/. "$state/security/"
 install -m 0644 "$PAM_BENCH_SO" "$state/security/pam_homed.so"
 mount --bind "$state/security" "$sec"
-mkdir -p "$state/pam.d-systemd-home"
-for f in "$root"/pam.d-examples/*; do
-    sed 's/pam_homed\.so/pam_systemd_home.so/g' "$f" > "$state/pam.d-systemd-home/$(basename "$f")"
-done
+confdir=$root/pam.d-examples
+if [ "$module" = pam_systemd_home ]; then
+    confdir=$state/pam.d-systemd-home
+    mkdir -p "$confdir"
+    for f in "$root"/pam.d-examples/*; do
+        sed 's/pam_homed\.so/pam_systemd_home.so/g' "$f" > "$confdir/$(basename "$f")"
+    done
+fi
 
 user=benchuser
 password=Bench-pw-4711
@@ -96,38 +152,8 @@ wait_inactive() {
     done
 }
 
-declare -a ours theirs
-for ((i = 0; i < cycles; i++)); do
+for ((i = 0; i < count; i++)); do
     wait_inactive
-    ours+=("$("$PAM_BENCH_WORK/login-cycle" "$root/pam.d-examples" login "$user" "$password")")
-    wait_inactive
-    theirs+=("$("$PAM_BENCH_WORK/login-cycle" "$state/pam.d-systemd-home" login "$user" "$password")")
+    "$PAM_BENCH_WORK/login-cycle" "$confdir" login "$user" "$password" >> "$out"
 done
 wait_inactive
-
-stats() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END {
-    printf "%.2f %.2f %.2f", a[int((NR + 1) / 2)] / 1e6, a[int(NR * 0.1) + 1] / 1e6, a[int(NR * 0.9)] / 1e6 }'; }
-read -r om olo ohi <<<"$(stats "${ours[@]}")"
-read -r tm tlo thi <<<"$(stats "${theirs[@]}")"
-ratio=$(awk -v a="$om" -v b="$tm" 'BEGIN { printf "%.2f", a / b }')
-
-result=$(cat <<EOF
-# PAM benchmark
-
-$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r); release pam_homed.so; systemd-homed 252
-with directory storage; $cycles login cycles per module, alternating. One cycle is pam_start_confdir,
-pam_authenticate (the first AcquireHome without a password, then with the one prompted for),
-pam_open_session, pam_close_session and pam_end through the login stack of pam.d-examples/, from
-an inactive home; waiting for the deactivation is not timed.
-
-| module (daemon) | median ms | p10 ms | p90 ms | ratio to pam_systemd_home |
-|---|---|---|---|---|
-| pam_homed.so (systemd-homed 252) | $om | $olo | $ohi | ${ratio}× |
-| pam_systemd_home.so (systemd-homed 252) | $tm | $tlo | $thi | 1.00× |
-
-Our daemon takes systemd-homed's place in the first row once it can run in the world
-(\`world.sh --homed\`); the issue's comparison is pam_homed with our daemon against this second row.
-EOF
-)
-echo "$result"
-echo "$result" > "$root/benches/results/pam.md"
