@@ -238,13 +238,20 @@ pub fn home_mounted(user: &str) -> bool {
         .any(|line| line.split(' ').nth(4) == Some(target.as_str()))
 }
 
-/// The descriptors of this process that refer to `user`'s reference FIFO
-/// (`/run/systemd/home/NAME.{dont,please}-suspend`), each with whether it is close-on-exec.
-pub fn reference_fds(user: &str) -> Vec<(i32, bool)> {
-    let wanted = [
-        format!("/run/systemd/home/{user}.dont-suspend"),
-        format!("/run/systemd/home/{user}.please-suspend"),
-    ];
+/// A reference to a home held by this process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub fd: i32,
+    pub cloexec: bool,
+    /// The FIFO was `NAME.please-suspend` (not `NAME.dont-suspend`).
+    pub please_suspend: bool,
+}
+
+/// The descriptors of this process that refer to `user`'s reference FIFOs
+/// (`/run/systemd/home/NAME.{dont,please}-suspend`).
+pub fn reference_fds(user: &str) -> Vec<Reference> {
+    let dont = format!("/run/systemd/home/{user}.dont-suspend");
+    let please = format!("/run/systemd/home/{user}.please-suspend");
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc/self/fd")
         .into_iter()
@@ -257,10 +264,15 @@ pub fn reference_fds(user: &str) -> Vec<(i32, bool)> {
         let Ok(target) = std::fs::read_link(entry.path()) else {
             continue;
         };
-        if wanted.iter().any(|w| target.as_os_str() == w.as_str()) {
+        let please_suspend = target.as_os_str() == please.as_str();
+        if please_suspend || target.as_os_str() == dont.as_str() {
             // SAFETY: F_GETFD only reads the descriptor's flags.
             let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-            found.push((fd, flags >= 0 && flags & libc::FD_CLOEXEC != 0));
+            found.push(Reference {
+                fd,
+                cloexec: flags >= 0 && flags & libc::FD_CLOEXEC != 0,
+                please_suspend,
+            });
         }
     }
     found

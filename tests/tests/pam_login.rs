@@ -26,7 +26,11 @@ fn login_activates_and_logout_deactivates(world: &World) {
     // user's shell does not inherit it.
     let fds = reference_fds(USER);
     assert_eq!(fds.len(), 1, "references held: {fds:?}");
-    assert!(fds[0].0 >= 3 && fds[0].1, "reference fd {fds:?}");
+    assert!(fds[0].fd >= 3 && fds[0].cloexec, "reference fd {fds:?}");
+    assert!(
+        !fds[0].please_suspend,
+        "asked for a suspend reference without suspend="
+    );
     assert_eq!(s.acct_mgmt(), PAM_SUCCESS, "shown: {:?}", s.take_shown());
     assert_eq!(s.open_session(), PAM_SUCCESS, "shown: {:?}", s.take_shown());
     assert_eq!(s.getenv("SYSTEMD_HOME").as_deref(), Some("1"));
@@ -94,5 +98,25 @@ fn two_sessions_share_one_activation(world: &World) {
     );
 }
 
+fn suspend_from_the_environment(world: &World) {
+    world.create_home(USER, PASSWORD, &[]);
+    // SAFETY: set before any PAM call, while the world's only other thread (the syslog
+    // listener) never reads the environment.
+    unsafe { std::env::set_var("SYSTEMD_HOME_SUSPEND", "1") };
+    let mut s = Session::start(world, "login", USER);
+    s.answer(&[PASSWORD]);
+    assert_eq!(s.authenticate(), PAM_SUCCESS, "{:?}", s.take_shown());
+    assert_eq!(s.open_session(), PAM_SUCCESS);
+    let fds = reference_fds(USER);
+    assert_eq!(fds.len(), 1, "references held: {fds:?}");
+    assert!(
+        fds[0].please_suspend,
+        "$SYSTEMD_HOME_SUSPEND=1 was not honoured: {fds:?}"
+    );
+    assert_eq!(s.getenv("SYSTEMD_HOME_SUSPEND").as_deref(), Some("1"));
+    assert_eq!(s.close_session(), PAM_SUCCESS);
+}
+
 homed_tests::pam_scenario!(login_then_logout, login_activates_and_logout_deactivates);
 homed_tests::pam_scenario!(two_sessions, two_sessions_share_one_activation);
+homed_tests::pam_scenario!(suspend_env, suspend_from_the_environment);
