@@ -70,6 +70,8 @@ pub struct Paths {
     pub home_root: String,
     pub run_dir: PathBuf,
     pub publish_dir: PathBuf,
+    /// Where signing keys are looked for, in order (homed-spec §2.3).
+    pub key_dirs: Vec<PathBuf>,
 }
 
 impl Default for Paths {
@@ -88,6 +90,10 @@ impl Default for Paths {
             home_root,
             run_dir: "/run/systemd/home".into(),
             publish_dir: homed_shared::publish::PUBLISH_DIR.into(),
+            key_dirs: homed_shared::signing::KEY_DIRECTORIES
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
         }
     }
 }
@@ -219,10 +225,7 @@ impl Engine {
         if let Err(e) = store.ensure_dir() {
             eprintln!("{}: {e}", store.dir.display());
         }
-        let mut dirs: Vec<PathBuf> = homed_shared::signing::KEY_DIRECTORIES
-            .iter()
-            .map(PathBuf::from)
-            .collect();
+        let mut dirs = paths.key_dirs.clone();
         if !dirs.contains(&paths.record_dir) {
             dirs.insert(0, paths.record_dir.clone());
         }
@@ -1705,3 +1708,6 @@ impl Engine {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,179 @@
+//! The engine driven directly, without a bus: a home in a temporary folder, its host record
+//! signed by a key made there.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use homed_shared::password::hash_password;
+use homed_shared::record::Secret;
+use homed_shared::signing::sign_record;
+use homed_shared::{MachineContext, RecordOrigin, UserRecord};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use super::store::RecordStore;
+use super::{BAD_PASSWORD_DELAY, Caller, Engine, EngineError, Paths, SleepMode};
+
+const MID: &str = "0123456789abcdef0123456789abcdef";
+const UID: u32 = 60100;
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    paths: Paths,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path();
+        let paths = Paths {
+            record_dir: base.join("records"),
+            home_root: base.join("home").to_string_lossy().into_owned(),
+            run_dir: base.join("run"),
+            publish_dir: base.join("publish"),
+            key_dirs: vec![base.join("records")],
+        };
+        std::fs::create_dir_all(&paths.record_dir).unwrap();
+        std::fs::create_dir_all(base.join("home/tuser.homedir")).unwrap();
+        let store = RecordStore {
+            dir: paths.record_dir.clone(),
+        };
+        let key = store.create_signing_key().unwrap();
+        let hash = hash_password(&SecretString::from("Right-pw-1".to_owned())).unwrap();
+        let mut record = UserRecord::from_value(
+            json!({
+                "userName": "tuser",
+                "disposition": "regular",
+                "storage": "directory",
+                "rateLimitBurst": 3,
+                "lastChangeUSec": 1_700_000_000_000_000u64,
+                "privileged": {"hashedPassword": [hash]},
+            }),
+            RecordOrigin::Host,
+        )
+        .unwrap();
+        sign_record(&mut record, &key);
+        let mut binding = serde_json::Map::new();
+        binding.insert("uid".into(), json!(UID));
+        binding.insert("gid".into(), json!(UID));
+        binding.insert(
+            "imagePath".into(),
+            json!(format!("{}/tuser.homedir", paths.home_root)),
+        );
+        record.set_binding(MID, binding);
+        store.save(&record).unwrap();
+        Fixture { _tmp: tmp, paths }
+    }
+
+    fn engine(&self) -> Arc<Engine> {
+        Engine::load(
+            MachineContext::new(MID, None),
+            self.paths.clone(),
+            "/nonexistent/homed".into(),
+            SleepMode::Systemd,
+        )
+    }
+
+    fn host_status(&self) -> Value {
+        let text = std::fs::read(self.paths.record_dir.join("tuser.identity")).unwrap();
+        let record = UserRecord::parse(&text, RecordOrigin::Host).unwrap();
+        record.json()["status"][MID].clone()
+    }
+}
+
+fn password(p: &str) -> Secret {
+    Secret::with_passwords(vec![SecretString::from(p.to_owned())])
+}
+
+#[tokio::test]
+async fn rate_limit_is_counted_in_the_host_record_and_survives_a_reload() {
+    let fixture = Fixture::new();
+    let engine = fixture.engine();
+    assert_eq!(engine.list()[0].state, "inactive");
+    for _ in 0..3 {
+        engine
+            .authenticate(Caller::ROOT, "tuser", &password("Right-pw-1"))
+            .await
+            .unwrap();
+    }
+    let hit = engine
+        .authenticate(Caller::ROOT, "tuser", &password("Right-pw-1"))
+        .await;
+    assert!(
+        matches!(hit, Err(EngineError::AuthenticationLimitHit(_))),
+        "{hit:?}"
+    );
+    let status = fixture.host_status();
+    assert_eq!(status["rateLimitCount"], 3);
+    assert_eq!(status["goodAuthenticationCounter"], 3);
+    // A new engine (a restarted daemon) reads the counters back.
+    let again = fixture.engine();
+    let hit = again
+        .authenticate(Caller::ROOT, "tuser", &password("Right-pw-1"))
+        .await;
+    assert!(
+        matches!(hit, Err(EngineError::AuthenticationLimitHit(_))),
+        "{hit:?}"
+    );
+}
+
+#[tokio::test]
+async fn callers_see_and_do_what_contract_3_allows() {
+    let fixture = Fixture::new();
+    let engine = fixture.engine();
+    let owner = Caller { uid: UID };
+    let other = Caller { uid: 1234 };
+    engine
+        .authenticate(owner, "tuser", &password("Right-pw-1"))
+        .await
+        .unwrap();
+    let denied = engine
+        .authenticate(other, "tuser", &password("Right-pw-1"))
+        .await;
+    assert!(
+        matches!(denied, Err(EngineError::AccessDenied(_))),
+        "{denied:?}"
+    );
+    let denied = engine
+        .activate(owner, "tuser", &password("Right-pw-1"))
+        .await;
+    assert!(
+        matches!(denied, Err(EngineError::AccessDenied(_))),
+        "{denied:?}"
+    );
+    let home = engine.lookup("tuser").unwrap();
+    let (seen, incomplete) = engine.served_record(&home, other);
+    assert!(incomplete && !seen.json().contains_key("privileged"));
+    let (seen, incomplete) = engine.served_record(&home, owner);
+    assert!(!incomplete && seen.json().contains_key("privileged"));
+    assert_eq!(seen.json()["status"][MID]["service"], "io.systemd.Home");
+    // The empty name means the caller's own home.
+    assert_eq!(engine.find("", owner).unwrap().name, "tuser");
+    assert!(matches!(
+        engine.find("", other),
+        Err(EngineError::NoSuchHome(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_wrong_or_wrapped_secret_costs_the_bad_password_delay() {
+    let fixture = Fixture::new();
+    let engine = fixture.engine();
+    // The wrapped form is not the wire format: it carries no password homed would read.
+    let wrapped = Engine::parse_secret(r#"{"secret":{"password":["Right-pw-1"]}}"#).unwrap();
+    let result = engine.authenticate(Caller::ROOT, "tuser", &wrapped).await;
+    assert!(
+        matches!(result, Err(EngineError::BadPassword(_))),
+        "{result:?}"
+    );
+    let start = Instant::now();
+    let result = engine
+        .authenticate(Caller::ROOT, "tuser", &password("wrong"))
+        .await;
+    assert!(
+        matches!(result, Err(EngineError::BadPassword(_))),
+        "{result:?}"
+    );
+    assert!(start.elapsed() >= BAD_PASSWORD_DELAY);
+    assert_eq!(fixture.host_status()["badAuthenticationCounter"], 1);
+}
