@@ -90,6 +90,8 @@ Resource Management User Record Properties:
      --access-mode=MODE        User home directory access mode
      --umask=MODE              Umask for user when logging in
      --nice=NICE               Nice level for user
+     --rlimit=LIMIT=VALUE[:VALUE]
+                               Set resource limits
      --tasks-max=MAX           Set maximum number of per-user tasks
      --memory-high=BYTES       Set high memory threshold in bytes
      --memory-max=BYTES        Set maximum memory limit
@@ -154,8 +156,8 @@ Passwords:
   echo. When standard input is not a terminal and no password was given (or
   the given one was refused), homectl fails at once with a clear message
   instead of waiting for a password agent as systemd's homectl 252 does.
-  Security tokens (PKCS#11, FIDO2), recovery keys, --rlimit and remote
-  operation (-H, -M) are not supported.
+  Security tokens (PKCS#11, FIDO2), recovery keys and remote operation
+  (-H, -M) are not supported.
 
 Exit status: 0 on success, 1 on failure; 'with' exits with the command's status.
 "

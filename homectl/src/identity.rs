@@ -35,6 +35,16 @@ pub fn apply_changes(v: &mut OJson, ch: &IdentityChanges, machine_id: &str) -> R
                 }
                 add.filter(&ch.filter);
                 add.merge(&ch.this_machine);
+                if !ch.filter_rlimits.is_empty() || !ch.rlimits.is_blank_object() {
+                    let mut limits = add.get("resourceLimits").cloned().unwrap_or_default();
+                    limits.filter(&ch.filter_rlimits);
+                    limits.merge(&ch.rlimits);
+                    if limits.is_blank_object() {
+                        add.remove("resourceLimits");
+                    } else {
+                        add.set("resourceLimits", limits);
+                    }
+                }
                 if !add.is_blank_object() {
                     add.set("matchMachineId", mid.clone());
                     kept.push(add);
@@ -45,6 +55,9 @@ pub fn apply_changes(v: &mut OJson, ch: &IdentityChanges, machine_id: &str) -> R
             None => {
                 let mut item = OJson::object();
                 item.merge(&ch.this_machine);
+                if !ch.rlimits.is_blank_object() {
+                    item.set("resourceLimits", ch.rlimits.clone());
+                }
                 item.set("matchMachineId", mid.clone());
                 OJson::Array(vec![item])
             }
@@ -59,6 +72,16 @@ pub fn apply_changes(v: &mut OJson, ch: &IdentityChanges, machine_id: &str) -> R
             v.remove("privileged");
         } else {
             v.set("privileged", privileged);
+        }
+    }
+    // Only filtered here: new limits go into this machine's perMachine entry above.
+    if !ch.filter_rlimits.is_empty() {
+        let mut limits = v.get("resourceLimits").cloned().unwrap_or_default();
+        limits.filter(&ch.filter_rlimits);
+        if limits.is_blank_object() {
+            v.remove("resourceLimits");
+        } else {
+            v.set("resourceLimits", limits);
         }
     }
     Ok(())

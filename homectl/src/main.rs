@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     let program = std::env::args().next().unwrap_or_else(|| "homectl".into());
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let opts = match options::parse(&argv) {
-        Ok(options::Parsed::Run(o)) => o,
+        Ok(options::Parsed::Run(o)) => *o,
         Ok(options::Parsed::Print(text)) => {
             print!("{text}");
             return ExitCode::SUCCESS;

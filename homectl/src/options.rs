@@ -31,6 +31,10 @@ pub struct IdentityChanges {
     pub this_machine: OJson,
     pub privileged: OJson,
     pub filter: Vec<String>,
+    /// `--rlimit=NAME=…` values, as `{"RLIMIT_NAME": {"cur": …, "max": …}}`.
+    pub rlimits: OJson,
+    /// `--rlimit=NAME=` removals.
+    pub filter_rlimits: Vec<String>,
 }
 
 impl IdentityChanges {
@@ -47,7 +51,9 @@ impl IdentityChanges {
         !self.extra.is_blank_object()
             || !self.this_machine.is_blank_object()
             || !self.privileged.is_blank_object()
+            || !self.rlimits.is_blank_object()
             || !self.filter.is_empty()
+            || !self.filter_rlimits.is_empty()
     }
 }
 
@@ -70,7 +76,7 @@ pub struct Options {
 
 /// What parsing asks main to do.
 pub enum Parsed {
-    Run(Options),
+    Run(Box<Options>),
     /// Print this and exit successfully (help, version).
     Print(String),
 }
@@ -252,6 +258,108 @@ pub fn parse_permyriad(s: &str) -> Option<Result<u64, String>> {
     Some(result.ok_or_else(bad))
 }
 
+#[derive(Clone, Copy)]
+enum RlimitValue {
+    Count,
+    Size,
+    Seconds,
+    Usec,
+    Nice,
+}
+
+/// The resource `name` (`NOFILE` or `RLIMIT_NOFILE`) and how its values are written.
+fn rlimit_kind(name: &str) -> Option<(&'static str, RlimitValue)> {
+    use RlimitValue::*;
+    const TABLE: [(&str, RlimitValue); 16] = [
+        ("CPU", Seconds),
+        ("FSIZE", Size),
+        ("DATA", Size),
+        ("STACK", Size),
+        ("CORE", Size),
+        ("RSS", Size),
+        ("NPROC", Count),
+        ("NOFILE", Count),
+        ("MEMLOCK", Size),
+        ("AS", Size),
+        ("LOCKS", Count),
+        ("SIGPENDING", Count),
+        ("MSGQUEUE", Size),
+        ("NICE", Nice),
+        ("RTPRIO", Count),
+        ("RTTIME", Usec),
+    ];
+    let bare = name.strip_prefix("RLIMIT_").unwrap_or(name);
+    TABLE.iter().find(|(n, _)| *n == bare).copied()
+}
+
+/// One limit value; None is "infinity".
+fn parse_rlimit_one(kind: RlimitValue, s: &str) -> Option<Option<u64>> {
+    if s == "infinity" {
+        return Some(None);
+    }
+    let v = match kind {
+        RlimitValue::Count => s.parse::<u64>().ok()?,
+        RlimitValue::Size => units::parse_size(s).ok()?,
+        RlimitValue::Seconds => {
+            let t = units::parse_timespan(s).ok()?;
+            if t == u64::MAX {
+                return Some(None);
+            }
+            t.div_ceil(units::USEC_PER_SEC)
+        }
+        RlimitValue::Usec => {
+            let t = if s.bytes().all(|b| b.is_ascii_digit()) {
+                s.parse::<u64>().ok()?
+            } else {
+                units::parse_timespan(s).ok()?
+            };
+            if t == u64::MAX {
+                return Some(None);
+            }
+            t
+        }
+        RlimitValue::Nice => {
+            if let Some(p) = s.strip_prefix('+') {
+                let n: u64 = p.parse().ok()?;
+                if n >= 20 {
+                    return None;
+                }
+                20 - n
+            } else if let Some(m) = s.strip_prefix('-') {
+                let n: u64 = m.parse().ok()?;
+                if n > 20 {
+                    return None;
+                }
+                20 + n
+            } else {
+                let n: u64 = s.parse().ok()?;
+                if n > 40 {
+                    return None;
+                }
+                n
+            }
+        }
+    };
+    (v != u64::MAX).then_some(Some(v))
+}
+
+/// `SOFT[:HARD]`: both the same when only one is given; the soft limit may not exceed the hard.
+fn parse_rlimit(kind: RlimitValue, s: &str) -> Option<(Option<u64>, Option<u64>)> {
+    let (soft, hard) = match s.split_once(':') {
+        Some((soft, hard)) => (parse_rlimit_one(kind, soft)?, parse_rlimit_one(kind, hard)?),
+        None => {
+            let v = parse_rlimit_one(kind, s)?;
+            (v, v)
+        }
+    };
+    let bigger = match (soft, hard) {
+        (None, Some(_)) => true,
+        (Some(a), Some(b)) => a > b,
+        _ => false,
+    };
+    (!bigger).then_some((soft, hard))
+}
+
 fn parse_mode(s: &str) -> Option<u64> {
     let v = u64::from_str_radix(s, 8).ok()?;
     (v <= 0o7777).then_some(v)
@@ -343,7 +451,7 @@ pub fn parse(argv: &[String]) -> Result<Parsed, String> {
     if o.disk_size.is_some() || o.disk_size_relative {
         o.and_resize = true;
     }
-    Ok(Parsed::Run(o))
+    Ok(Parsed::Run(Box::new(o)))
 }
 
 fn set_str(target: &mut OJson, field: &str, v: &str) {
@@ -377,11 +485,38 @@ fn apply(o: &mut Options, name: &str, v: String) -> Result<Option<String>, Strin
         | "fido2-with-client-pin"
         | "fido2-with-user-presence"
         | "fido2-with-user-verification"
-        | "recovery-key"
-        | "rlimit" => {
+        | "recovery-key" => {
             return Err(format!("--{name} is not supported by this homectl."));
         }
         "identity" => o.identity = Some(v),
+        "rlimit" => {
+            if empty {
+                ch.drop_field("resourceLimits");
+                ch.filter_rlimits.clear();
+                ch.rlimits = OJson::Null;
+                return Ok(None);
+            }
+            let (name, value) = v
+                .split_once('=')
+                .ok_or_else(|| format!("Can't parse resource limit assignment: {v}"))?;
+            let kind =
+                rlimit_kind(name).ok_or_else(|| format!("Unknown resource limit type: {name}"))?;
+            if value.is_empty() {
+                ch.filter_rlimits.push(kind.0.to_owned());
+                ch.rlimits.remove(name);
+                return Ok(None);
+            }
+            let (cur, max) = parse_rlimit(kind.1, value)
+                .ok_or_else(|| format!("Failed to parse resource limit value: {value}"))?;
+            let number = |n: Option<u64>| n.map_or(OJson::Null, OJson::unsigned);
+            ch.rlimits.set(
+                &format!("RLIMIT_{}", kind.0),
+                OJson::Object(vec![
+                    ("cur".into(), number(cur)),
+                    ("max".into(), number(max)),
+                ]),
+            );
+        }
         "real-name" | "comment" => {
             drop_if_empty!("realName");
             if v.contains(':') || v.chars().any(char::is_control) {
@@ -831,7 +966,7 @@ mod tests {
     fn run(args: &[&str]) -> Options {
         let argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         match parse(&argv).unwrap() {
-            Parsed::Run(o) => o,
+            Parsed::Run(o) => *o,
             Parsed::Print(_) => panic!("printed"),
         }
     }
@@ -860,6 +995,29 @@ mod tests {
             r#"{"storage":"directory"}"#
         );
         assert_eq!(o.json, JsonMode::Auto);
+    }
+
+    #[test]
+    fn resource_limits() {
+        let o = run(&[
+            "--rlimit=NOFILE=1024:4096",
+            "--rlimit=RLIMIT_CORE=infinity",
+            "--rlimit=CPU=90s",
+            "--rlimit=NICE=-5",
+        ]);
+        assert_eq!(
+            o.changes.rlimits.to_compact(),
+            r#"{"RLIMIT_NOFILE":{"cur":1024,"max":4096},"RLIMIT_CORE":{"cur":null,"max":null},"RLIMIT_CPU":{"cur":90,"max":90},"RLIMIT_NICE":{"cur":25,"max":25}}"#
+        );
+        let argv = |a: &str| vec![a.to_owned()];
+        for bad in [
+            "--rlimit=core=1",
+            "--rlimit=NOFILE=5:4",
+            "--rlimit=NOFILE",
+            "--rlimit=AS=x",
+        ] {
+            assert!(parse(&argv(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

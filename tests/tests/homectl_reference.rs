@@ -281,7 +281,7 @@ const RICH_FLAGS: &str = "--storage=directory --enforce-password-policy=no --rea
     --rate-limit-interval=2min --password-change-min=1d --password-change-max=90d \
     --password-change-warn=7d --password-change-inactive=14d --not-after='2031-02-03 04:05:06 UTC' \
     --not-before='2020-01-01 UTC' --ssh-authorized-keys='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB2x test' \
-    --skel=/etc/skel -G users";
+    --skel=/etc/skel -G users --rlimit=NOFILE=1024:4096 --rlimit=CPU=90s --rlimit=RLIMIT_AS=1G:2G";
 
 #[test]
 fn homectl_inspect_shows_every_field_as_systemds_does() {
@@ -335,6 +335,7 @@ step ee_theirs timeout 10 $THEIRS inspect -EE richa
             "Stop Delay",
             "Autom. Login",
             "Kill Proc.",
+            "Limit",
         ] {
             assert!(
                 a.lines()
