@@ -49,28 +49,18 @@ impl EnvSecrets {
 
     /// The secret homectl sends first: `$PASSWORD` and `$PIN` if given, else nothing.
     pub fn passed_secret(&mut self) -> Secret {
-        let mut secret = Secret::default();
+        // Token PINs are only settable through the wire form, so start from that.
+        let mut secret = match self.pin.take() {
+            Some(pin) => {
+                let quoted =
+                    Zeroizing::new(serde_json::to_string(pin.expose_secret()).unwrap_or_default());
+                let text = Zeroizing::new(format!("{{\"tokenPin\":[{}]}}", quoted.as_str()));
+                Secret::parse(text.as_bytes()).unwrap_or_default()
+            }
+            None => Secret::default(),
+        };
         if let Some(pw) = self.password.take() {
             secret.prepend_password(pw);
-        }
-        if let Some(pin) = self.pin.take() {
-            let pins = Zeroizing::new(format!(
-                "{{\"tokenPin\":[{}]}}",
-                Zeroizing::new(serde_json::to_string(pin.expose_secret()).unwrap_or_default())
-                    .as_str()
-            ));
-            if let Ok(with_pin) = Secret::parse(pins.as_bytes()) {
-                let passwords: Vec<SecretString> = secret
-                    .passwords()
-                    .iter()
-                    .map(|p| SecretString::from(p.expose_secret().to_owned()))
-                    .collect();
-                let mut merged = with_pin;
-                for p in passwords.into_iter().rev() {
-                    merged.prepend_password(p);
-                }
-                secret = merged;
-            }
         }
         secret
     }
@@ -130,4 +120,24 @@ pub fn prompt_new_password(user: &str) -> Result<SecretString, String> {
         crate::log::error("Password didn't match, try again.");
     }
     Err("Too many attempts, giving up.".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passed_secret_has_password_and_pin_once() {
+        let mut env = EnvSecrets {
+            password: Some(SecretString::from("pw \"1\"".to_owned())),
+            new_password: None,
+            pin: Some(SecretString::from("1234".to_owned())),
+        };
+        let first = env.passed_secret();
+        assert_eq!(
+            first.to_json().as_str(),
+            r#"{"password":["pw \"1\""],"tokenPin":["1234"]}"#
+        );
+        assert!(env.passed_secret().is_empty(), "each is used once");
+    }
 }
