@@ -5,7 +5,7 @@ use std::sync::Arc;
 use zbus::Connection;
 use zbus::message::Header;
 
-use super::{BusError, caller, on_engine};
+use super::{BusError, as_caller, caller, on_engine};
 use crate::engine::{Caller, Engine, EngineError};
 
 #[derive(Clone)]
@@ -96,11 +96,12 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let secret = self::secret(secret)?;
         let name = self.name.clone();
-        let e = self.engine.clone();
-        on_engine(async move { e.activate(who, &name, &secret).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.activate(who, &name, &secret).await
+        })
+        .await
     }
 
     async fn deactivate(
@@ -108,10 +109,11 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let name = self.name.clone();
-        let e = self.engine.clone();
-        on_engine(async move { e.deactivate(who, &name).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.deactivate(who, &name).await
+        })
+        .await
     }
 
     async fn unregister(
@@ -119,10 +121,11 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let name = self.name.clone();
-        let e = self.engine.clone();
-        on_engine(async move { e.unregister(who, &name).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.unregister(who, &name).await
+        })
+        .await
     }
 
     async fn realize(
@@ -131,11 +134,12 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let secret = self::secret(secret)?;
         let name = self.name.clone();
-        let e = self.engine.clone();
-        on_engine(async move { e.realize(who, &name, &secret).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.realize(who, &name, &secret).await
+        })
+        .await
     }
 
     async fn remove(
@@ -143,10 +147,11 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let name = self.name.clone();
-        let e = self.engine.clone();
-        on_engine(async move { e.remove(who, &name).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.remove(who, &name).await
+        })
+        .await
     }
 
     async fn fixate(
@@ -155,11 +160,12 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let secret = self::secret(secret)?;
         let name = self.name.clone();
-        let e = self.engine.clone();
-        on_engine(async move { e.fixate(who, &name, &secret).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.fixate(who, &name, &secret).await
+        })
+        .await
     }
 
     async fn authenticate(
@@ -168,11 +174,12 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let secret = self::secret(secret)?;
         let name = self.name.clone();
-        let e = self.engine.clone();
-        on_engine(async move { e.authenticate(who, &name, &secret).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.authenticate(who, &name, &secret).await
+        })
+        .await
     }
 
     async fn update(
@@ -181,7 +188,6 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let parsed: serde_json::Value = serde_json::from_str(&user_record)
             .map_err(|e| BusError::InvalidArgs(format!("Failed to parse user record: {e}")))?;
         if parsed.get("userName").and_then(|v| v.as_str()) != Some(self.name.as_str()) {
@@ -190,8 +196,7 @@ impl HomeObject {
             )
             .into());
         }
-        let e = self.engine.clone();
-        on_engine(async move {
+        as_caller(&self.engine, conn, &header, |e, who| async move {
             let mut user_record = user_record;
             let result = e.update(who, &user_record).await;
             // The record may carry passwords in its secret section.
@@ -208,11 +213,12 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let secret = self::secret(secret)?;
         let name = self.name.clone();
-        let e = self.engine.clone();
-        on_engine(async move { e.resize(who, &name, size, &secret).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.resize(who, &name, size, &secret).await
+        })
+        .await
     }
 
     async fn change_password(
@@ -222,12 +228,10 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let new_secret = self::secret(new_secret)?;
         let old_secret = self::secret(old_secret)?;
         let name = self.name.clone();
-        let e = self.engine.clone();
-        on_engine(async move {
+        as_caller(&self.engine, conn, &header, |e, who| async move {
             e.change_password(who, &name, &new_secret, &old_secret)
                 .await
         })
@@ -239,10 +243,11 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let name = self.name.clone();
-        let e = self.engine.clone();
-        on_engine(async move { e.lock_home(who, &name).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.lock_home(who, &name).await
+        })
+        .await
     }
 
     async fn unlock(
@@ -251,11 +256,12 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let secret = self::secret(secret)?;
         let name = self.name.clone();
-        let e = self.engine.clone();
-        on_engine(async move { e.unlock_home(who, &name, &secret).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.unlock_home(who, &name, &secret).await
+        })
+        .await
     }
 
     /// Unlike Manager.AcquireHome, privileged (root only), as in v252.
@@ -286,10 +292,11 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<zbus::OwnedFd, BusError> {
-        let who = caller(conn, &header).await?;
         let name = self.name.clone();
-        let e = self.engine.clone();
-        let fd = on_engine(async move { e.ref_home(who, &name, please_suspend).await }).await?;
+        let fd = as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.ref_home(who, &name, please_suspend).await
+        })
+        .await?;
         Ok(zbus::OwnedFd::from(fd))
     }
 
@@ -298,9 +305,10 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let name = self.name.clone();
-        let e = self.engine.clone();
-        on_engine(async move { e.release(who, &name).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.release(who, &name).await
+        })
+        .await
     }
 }

@@ -6,7 +6,7 @@ use zbus::Connection;
 use zbus::OwnedObjectPath;
 use zbus::message::Header;
 
-use super::{BusError, Objects, caller, home_path, home_path_by_uid, on_engine};
+use super::{BusError, Objects, as_caller, caller, home_path, home_path_by_uid};
 use crate::engine::{Caller, Engine};
 
 type ListEntry = (
@@ -185,10 +185,11 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let secret = self::secret(secret)?;
-        let e = self.engine.clone();
-        on_engine(async move { e.activate(who, &user_name, &secret).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.activate(who, &user_name, &secret).await
+        })
+        .await
     }
 
     async fn deactivate_home(
@@ -197,9 +198,10 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
-        let e = self.engine.clone();
-        on_engine(async move { e.deactivate(who, &user_name).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.deactivate(who, &user_name).await
+        })
+        .await
     }
 
     async fn register_home(
@@ -208,9 +210,10 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
-        let e = self.engine.clone();
-        let result = on_engine(async move { e.register(who, &user_record).await }).await;
+        let result = as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.register(who, &user_record).await
+        })
+        .await;
         self.objects.sync().await;
         result.map(|_| ())
     }
@@ -221,9 +224,10 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
-        let e = self.engine.clone();
-        let result = on_engine(async move { e.unregister(who, &user_name).await }).await;
+        let result = as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.unregister(who, &user_name).await
+        })
+        .await;
         self.objects.sync().await;
         result
     }
@@ -234,9 +238,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
-        let e = self.engine.clone();
-        let result = on_engine(async move {
+        let result = as_caller(&self.engine, conn, &header, |e, who| async move {
             let mut user_record = user_record;
             let result = e.create(who, &user_record).await;
             // The record may carry passwords in its secret section.
@@ -255,10 +257,11 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let secret = self::secret(secret)?;
-        let e = self.engine.clone();
-        on_engine(async move { e.realize(who, &user_name, &secret).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.realize(who, &user_name, &secret).await
+        })
+        .await
     }
 
     async fn remove_home(
@@ -267,9 +270,10 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
-        let e = self.engine.clone();
-        let result = on_engine(async move { e.remove(who, &user_name).await }).await;
+        let result = as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.remove(who, &user_name).await
+        })
+        .await;
         self.objects.sync().await;
         result
     }
@@ -281,10 +285,11 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let secret = self::secret(secret)?;
-        let e = self.engine.clone();
-        on_engine(async move { e.fixate(who, &user_name, &secret).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.fixate(who, &user_name, &secret).await
+        })
+        .await
     }
 
     async fn authenticate_home(
@@ -294,10 +299,11 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let secret = self::secret(secret)?;
-        let e = self.engine.clone();
-        on_engine(async move { e.authenticate(who, &user_name, &secret).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.authenticate(who, &user_name, &secret).await
+        })
+        .await
     }
 
     async fn update_home(
@@ -306,9 +312,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
-        let e = self.engine.clone();
-        on_engine(async move {
+        as_caller(&self.engine, conn, &header, |e, who| async move {
             let mut user_record = user_record;
             let result = e.update(who, &user_record).await;
             // The record may carry passwords in its secret section.
@@ -326,10 +330,11 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let secret = self::secret(secret)?;
-        let e = self.engine.clone();
-        on_engine(async move { e.resize(who, &user_name, size, &secret).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.resize(who, &user_name, size, &secret).await
+        })
+        .await
     }
 
     async fn change_password_home(
@@ -340,11 +345,9 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let new_secret = self::secret(new_secret)?;
         let old_secret = self::secret(old_secret)?;
-        let e = self.engine.clone();
-        on_engine(async move {
+        as_caller(&self.engine, conn, &header, |e, who| async move {
             e.change_password(who, &user_name, &new_secret, &old_secret)
                 .await
         })
@@ -357,9 +360,10 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
-        let e = self.engine.clone();
-        on_engine(async move { e.lock_home(who, &user_name).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.lock_home(who, &user_name).await
+        })
+        .await
     }
 
     async fn unlock_home(
@@ -369,10 +373,11 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
         let secret = self::secret(secret)?;
-        let e = self.engine.clone();
-        on_engine(async move { e.unlock_home(who, &user_name, &secret).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.unlock_home(who, &user_name, &secret).await
+        })
+        .await
     }
 
     #[zbus(out_args("send_fd"))]
@@ -384,12 +389,11 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<zbus::OwnedFd, BusError> {
-        let who = caller(conn, &header).await?;
         let secret = self::secret(secret)?;
-        let e = self.engine.clone();
-        let fd =
-            on_engine(async move { e.acquire(who, &user_name, &secret, please_suspend).await })
-                .await?;
+        let fd = as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.acquire(who, &user_name, &secret, please_suspend).await
+        })
+        .await?;
         Ok(zbus::OwnedFd::from(fd))
     }
 
@@ -401,10 +405,10 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<zbus::OwnedFd, BusError> {
-        let who = caller(conn, &header).await?;
-        let e = self.engine.clone();
-        let fd =
-            on_engine(async move { e.ref_home(who, &user_name, please_suspend).await }).await?;
+        let fd = as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.ref_home(who, &user_name, please_suspend).await
+        })
+        .await?;
         Ok(zbus::OwnedFd::from(fd))
     }
 
@@ -414,9 +418,10 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
-        let e = self.engine.clone();
-        on_engine(async move { e.release(who, &user_name).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.release(who, &user_name).await
+        })
+        .await
     }
 
     async fn lock_all_homes(
@@ -424,9 +429,10 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
-        let e = self.engine.clone();
-        on_engine(async move { e.lock_all(who).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.lock_all(who).await
+        })
+        .await
     }
 
     async fn deactivate_all_homes(
@@ -434,9 +440,10 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
-        let e = self.engine.clone();
-        on_engine(async move { e.deactivate_all(who).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.deactivate_all(who).await
+        })
+        .await
     }
 
     async fn rebalance(
@@ -444,8 +451,9 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let who = caller(conn, &header).await?;
-        let e = self.engine.clone();
-        on_engine(async move { e.rebalance(who).await }).await
+        as_caller(&self.engine, conn, &header, |e, who| async move {
+            e.rebalance(who).await
+        })
+        .await
     }
 }

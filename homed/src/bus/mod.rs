@@ -63,6 +63,23 @@ pub async fn on_engine<T: Send + 'static>(
     }
 }
 
+/// Runs `operation` for the caller of the call being handled (its UID from the bus) on the
+/// engine's runtime.
+pub async fn as_caller<T, F, Fut>(
+    engine: &Arc<Engine>,
+    conn: &Connection,
+    header: &Header<'_>,
+    operation: F,
+) -> Result<T, BusError>
+where
+    T: Send + 'static,
+    F: FnOnce(Arc<Engine>, Caller) -> Fut,
+    Fut: Future<Output = EngineResult<T>> + Send + 'static,
+{
+    let who = caller(conn, header).await?;
+    on_engine(operation(engine.clone(), who)).await
+}
+
 /// The caller's UID, from the bus (GetConnectionUnixUser), never from /proc.
 pub async fn caller(conn: &Connection, header: &Header<'_>) -> Result<Caller, BusError> {
     let sender = header
