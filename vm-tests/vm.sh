@@ -224,7 +224,10 @@ boot() {
 }
 
 # A console log without carriage returns and terminal escapes (the firmware clears the screen).
-clean() { tr -d '\r' < "$1" | sed -e 's/\x1bc//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g'; }
+# A scenario line may follow firmware output that never ended its line: start it afresh.
+clean() {
+    tr -d '\r' < "$1" | sed -e 's/\x1bc//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/^.\+\(VMTEST \)/\1/'
+}
 
 # Prints a console log's scenario lines.
 show() { clean "$1" | grep -E '^(VMTEST|  - |  \| |homed-vm-check:)' || true; }

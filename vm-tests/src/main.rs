@@ -275,8 +275,13 @@ fn owner_of(path: &Path) -> Result<(u32, u32), Box<dyn Error>> {
 /// Checks that an active home is mounted nosuid,nodev and owned by the user.
 fn check_active_home(home: &Path, uid: u32) -> Outcome {
     let options = mount_options_of(home).ok_or_else(|| fail("the home is not a mount point"))?;
-    if !options.split(',').any(|o| o == "nosuid") || !options.split(',').any(|o| o == "nodev") {
-        return Err(fail(format!("the home is mounted {options}")));
+    // Linux 6.1 has idmapped mounts for ext4, btrfs and xfs, so the files stay 65534 on disk.
+    for wanted in ["nosuid", "nodev", "idmapped"] {
+        if !options.split(',').any(|o| o == wanted) {
+            return Err(fail(format!(
+                "the home is mounted {options}, without {wanted}"
+            )));
+        }
     }
     let (owner, _) = owner_of(home)?;
     if owner != uid {

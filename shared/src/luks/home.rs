@@ -355,20 +355,35 @@ pub fn activate(req: &ActivateRequest<'_>) -> Result<Activated, LuksError> {
             Err(e) if e.kind() == ErrorKind::NotFound => None,
             Err(e) => return Err(LuksError::io("reading ~/.identity", e)),
         };
-        if meta.uid() != req.uid || meta.gid() != req.gid {
-            chown_tree(&home, meta.uid(), req.uid, req.gid)?;
-        }
         fs::create_dir_all(req.home_directory)
             .map_err(|e| LuksError::io(format!("creating {}", req.home_directory.display()), e))?;
-        mount_at(&home, req.home_directory, None, MsFlags::MS_BIND, None)?;
-        undo.mounts.push(req.home_directory.to_owned());
-        mount_at(
-            &home,
-            req.home_directory,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
-            None,
-        )?;
+        let (stored_uid, stored_gid) = (meta.uid(), meta.gid());
+        // Preferably an idmapped mount: the files keep their stored owner on disk (portable
+        // images) and show up as the user's. Where that is unavailable, a real chown.
+        let idmapped = (stored_uid != req.uid || stored_gid != req.gid)
+            && idmap_onto(
+                &home,
+                req.home_directory,
+                (stored_uid, req.uid),
+                (stored_gid, req.gid),
+            )
+            .is_ok();
+        if idmapped {
+            undo.mounts.push(req.home_directory.to_owned());
+        } else {
+            if stored_uid != req.uid || stored_gid != req.gid {
+                chown_tree(&home, stored_uid, req.uid, req.gid)?;
+            }
+            mount_at(&home, req.home_directory, None, MsFlags::MS_BIND, None)?;
+            undo.mounts.push(req.home_directory.to_owned());
+            mount_at(
+                &home,
+                req.home_directory,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+                None,
+            )?;
+        }
         umount2(req.work_dir, MntFlags::empty()).map_err(|e| {
             LuksError::io(format!("unmounting {}", req.work_dir.display()), e.into())
         })?;
@@ -385,6 +400,40 @@ pub fn activate(req: &ActivateRequest<'_>) -> Result<Activated, LuksError> {
         }),
         Err(e) => Err(undo.run(e)),
     }
+}
+
+/// homed's ID map for a home (homed-spec §3.1): everything below the home range and between it
+/// and `nobody` keeps its ID, the stored owner becomes the user. `None` when the two IDs are
+/// not a home-range ID or 65534 (then the simple map would not be one-to-one).
+fn id_map(stored: u32, target: u32) -> Option<String> {
+    use crate::record::{HOME_UID_MAX, HOME_UID_MIN};
+    let fits = |id: u32| (HOME_UID_MIN..=HOME_UID_MAX).contains(&id) || id == STORED_UID;
+    if stored == target || !fits(stored) || !fits(target) {
+        return None;
+    }
+    let above = HOME_UID_MAX + 1;
+    Some(format!(
+        "0 0 {HOME_UID_MIN}\n{stored} {target} 1\n{above} {above} {}\n",
+        STORED_UID - above
+    ))
+}
+
+/// Mounts `source` on `target` through an idmapped clone mapping the stored owner to the user.
+fn idmap_onto(
+    source: &Path,
+    target: &Path,
+    uids: (u32, u32),
+    gids: (u32, u32),
+) -> Result<(), LuksError> {
+    let unavailable = || LuksError::Refused("no ID map fits these owners".into());
+    let uid_map = id_map(uids.0, uids.1).ok_or_else(unavailable)?;
+    let gid_map = id_map(gids.0, gids.1).ok_or_else(unavailable)?;
+    let userns = sys::user_namespace(&uid_map, &gid_map)
+        .map_err(|e| LuksError::io("creating the ID-mapping user namespace", e))?;
+    let tree = sys::idmapped_clone(source, userns.as_fd())
+        .map_err(|e| LuksError::io("making an idmapped mount", e))?;
+    sys::move_mount_to(tree.as_fd(), target)
+        .map_err(|e| LuksError::io(format!("attaching the home on {}", target.display()), e))
 }
 
 /// Changes the owner of everything under `root` that `from` owns to `uid`/`gid` (the fallback
@@ -491,4 +540,21 @@ pub fn is_dirty(image_path: &Path) -> Result<bool, LuksError> {
     let file = File::open(image_path)
         .map_err(|e| LuksError::io(format!("opening {}", image_path.display()), e))?;
     sys::has_xattr(file.as_fd(), DIRTY_XATTR).map_err(|e| LuksError::io("reading xattrs", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::id_map;
+
+    #[test]
+    fn id_maps_follow_homed() {
+        assert_eq!(
+            id_map(65534, 60100).unwrap(),
+            "0 0 60001\n65534 60100 1\n60514 60514 5020\n"
+        );
+        assert!(id_map(60100, 60100).is_none());
+        assert!(id_map(1000, 60100).is_none());
+        assert!(id_map(65534, 0).is_none());
+        assert!(id_map(60200, 60100).is_some());
+    }
 }

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::Once;
 
@@ -271,4 +271,130 @@ pub(super) fn has_xattr(file: BorrowedFd<'_>, name: &str) -> io::Result<bool> {
     } else {
         Err(e)
     }
+}
+
+// <linux/mount.h>
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+/// `struct mount_attr` (size version 0).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// A user namespace with the given `uid_map` and `gid_map`, as an fd for `MOUNT_ATTR_IDMAP`.
+/// A short-lived child process creates it; we write its maps from outside.
+pub(super) fn user_namespace(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
+    use nix::sys::wait::waitpid;
+    use nix::unistd::{ForkResult, fork, pipe};
+    let (ready_r, ready_w) = pipe()?;
+    let (done_r, done_w) = pipe()?;
+    // SAFETY: the child only calls async-signal-safe functions (unshare, write, read, _exit)
+    // before it exits, so forking a possibly multi-threaded process is sound.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            drop(ready_r);
+            drop(done_w);
+            let ok = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).is_ok();
+            let _ = nix::unistd::write(&ready_w, if ok { b"R" } else { b"E" });
+            let mut b = [0u8; 1];
+            let _ = nix::unistd::read(&done_r, &mut b);
+            // SAFETY: _exit ends the child at once, without running the parent's atexit hooks
+            // or destructors.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => {
+            drop(ready_w);
+            drop(done_r);
+            let mut b = [0u8; 1];
+            let got = nix::unistd::read(&ready_r, &mut b);
+            let result = (|| {
+                if got != Ok(1) || b[0] != b'R' {
+                    return Err(io::Error::from_raw_os_error(libc::EPERM));
+                }
+                std::fs::write(format!("/proc/{child}/uid_map"), uid_map)?;
+                std::fs::write(format!("/proc/{child}/gid_map"), gid_map)?;
+                let ns = std::fs::File::open(format!("/proc/{child}/ns/user"))?;
+                Ok(OwnedFd::from(ns))
+            })();
+            drop(done_w);
+            let _ = waitpid(child, None);
+            result
+        }
+    }
+}
+
+/// Clones the mount tree at `source` (`open_tree(OPEN_TREE_CLONE)`) and makes the clone show
+/// owners through `userns` (`mount_setattr(MOUNT_ATTR_IDMAP)`). The clone is detached until
+/// [`move_mount_to`] attaches it.
+pub(super) fn idmapped_clone(source: &Path, userns: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let path = CString::new(source.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `path` is NUL-terminated and outlives the call; open_tree returns a new fd or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: open_tree just returned this descriptor and nothing else owns it.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: u64::try_from(userns.as_raw_fd())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?,
+    };
+    let empty = c"";
+    // SAFETY: `tree` is a valid detached mount fd, `empty` is a NUL-terminated empty path used
+    // with AT_EMPTY_PATH, and `attr` is a fully initialised mount_attr of the size we pass.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(tree)
+}
+
+/// Attaches a detached mount (from [`idmapped_clone`]) on `target`.
+pub(super) fn move_mount_to(tree: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
+    let target = CString::new(target.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let empty = c"";
+    // SAFETY: `tree` is a valid mount fd, both paths are NUL-terminated and outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
