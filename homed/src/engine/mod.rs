@@ -571,8 +571,13 @@ impl Engine {
             let frsize = st.fragment_size();
             status.insert("diskSize".into(), json!(st.blocks() * frsize));
             status.insert("diskFree".into(), json!(st.blocks_available() * frsize));
-            // Directory storage has no quota here, so no usage figure: homed reports 0.
-            status.insert("diskUsage".into(), json!(0));
+            // The user quota's figure, as homed reads it; none without a quota.
+            if let Some(uid) = record.view(&self.machine).uid()
+                && let Some(used) =
+                    homed_shared::storage::disk_usage(&self.image_path(&record), uid)
+            {
+                status.insert("diskUsage".into(), json!(used));
+            }
             status.insert("diskCeiling".into(), json!(DISK_SIZE_MAX));
             status.insert("diskFloor".into(), json!(DISK_SIZE_MIN));
         }

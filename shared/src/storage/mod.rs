@@ -85,6 +85,14 @@ pub fn mount_options(path: &str) -> Option<String> {
         .next()
 }
 
+/// The space `uid` uses on the file system holding `path`, from its user quota; `None` where
+/// no quota is kept (homed then reports no usage).
+pub fn disk_usage(path: &str, uid: u32) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    let dev = std::fs::metadata(path).ok()?.dev();
+    sys::quota_usage(dev, uid)
+}
+
 /// Whether something is mounted on `path`.
 pub fn is_mount_point(path: &str) -> bool {
     mount_options(path).is_some()

@@ -186,3 +186,27 @@ pub fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {
 pub fn cstring(s: &str) -> io::Result<CString> {
     CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
+
+/// The space `uid` uses on the file system `dev` according to its user quota, as homed reads
+/// it (`quotactl` on `/dev/block/MAJ:MIN`); `None` where the file system keeps no quota.
+pub fn quota_usage(dev: libc::dev_t, uid: u32) -> Option<u64> {
+    let node = std::ffi::CString::new(format!(
+        "/dev/block/{}:{}",
+        libc::major(dev),
+        libc::minor(dev)
+    ))
+    .ok()?;
+    let id = libc::c_int::try_from(uid).ok()?;
+    // SAFETY: an all-zero `dqblk` is a valid value of this plain C struct.
+    let mut quota: libc::dqblk = unsafe { std::mem::zeroed() };
+    // SAFETY: `node` is NUL-terminated and `quota` is a writable dqblk, which Q_GETQUOTA fills.
+    let r = unsafe {
+        libc::quotactl(
+            libc::QCMD(libc::Q_GETQUOTA, libc::USRQUOTA),
+            node.as_ptr(),
+            id,
+            (&raw mut quota).cast(),
+        )
+    };
+    (r == 0 && quota.dqb_valid & libc::QIF_SPACE != 0).then_some(quota.dqb_curspace)
+}
