@@ -31,6 +31,15 @@ as other RemoveHome string:tuser
 as other ChangePasswordHome string:tuser "$pw" "$pw"
 as owner ChangePasswordHome string:tuser "$pw" "$pw"
 as root DeactivateHome string:tuser
+# The Home object's UserRecord property: the privileged section only for root and the owner.
+for who in root owner other; do
+    case $who in root) run= ;; owner) run="setpriv --reuid=$uid --regid=$uid --clear-groups" ;; other) run="setpriv --reuid=65534 --regid=65534 --clear-groups" ;; esac
+    r=$($run dbus-send --system --print-reply --dest=org.freedesktop.home1 /org/freedesktop/home1/home/tuser \
+        org.freedesktop.DBus.Properties.Get string:org.freedesktop.home1.Home string:UserRecord 2>&1)
+    incomplete=$(echo "$r" | sed -n 's/^ *boolean //p')
+    echo "$r" | grep -q hashedPassword && priv=privileged || priv=public
+    echo "PROPERTY $who incomplete=$incomplete $priv"
+done
 exit 0
 "#;
 
@@ -49,6 +58,20 @@ fn access_follows_the_callers_credentials_as_in_systemd_homed() {
         calls,
         tagged(&theirs, "CALL "),
         "ours:\n{ours}\nsystemd-homed:\n{theirs}"
+    );
+    let property = tagged(&ours, "PROPERTY ");
+    assert_eq!(
+        property,
+        tagged(&theirs, "PROPERTY "),
+        "ours:\n{ours}\nsystemd-homed:\n{theirs}"
+    );
+    assert_eq!(
+        property,
+        [
+            "root incomplete=false privileged",
+            "owner incomplete=false privileged",
+            "other incomplete=true public"
+        ]
     );
     let denied = "org.freedesktop.DBus.Error.AccessDenied";
     for (call, want) in [
