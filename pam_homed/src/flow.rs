@@ -35,11 +35,9 @@ pub fn may_use_token(record: &UserRecord) -> bool {
     public
         .iter()
         .any(|f| json.get(*f).is_some() || in_machine_entries(f))
-        || privileged.iter().any(|f| {
-            json.get("privileged")
-                .and_then(|p| p.get(*f))
-                .is_some()
-        })
+        || privileged
+            .iter()
+            .any(|f| json.get("privileged").and_then(|p| p.get(*f)).is_some())
 }
 
 /// One hook call: the handle, the daemon and the module's options.

@@ -146,9 +146,7 @@ fn wrong_passwords_until_the_retries_run_out() {
 
 #[test]
 fn the_default_is_five_attempts() {
-    let mut calls = vec![
-        Call::UserRecord("tuser", Ok(record("tuser", ""))),
-    ];
+    let mut calls = vec![Call::UserRecord("tuser", Ok(record("tuser", "")))];
     let secrets = [
         r#"{"password":["1"]}"#,
         r#"{"password":["2","1"]}"#,
@@ -178,9 +176,7 @@ fn the_default_is_five_attempts() {
 
 #[test]
 fn an_empty_answer_is_an_authtok_error() {
-    let home = FakeHome::new([
-        Call::UserRecord("tuser", Ok(record("tuser", ""))),
-    ]);
+    let home = FakeHome::new([Call::UserRecord("tuser", Ok(record("tuser", "")))]);
     let mut pam = FakePam::new("tuser", [Conv::Prompt("Password: ", Some(""))]);
     assert_eq!(
         run(&mut pam, &home, Entry::Authenticate),
