@@ -72,7 +72,10 @@ test: deps lint
 	@bash scripts/test-summary.sh $(TEST_LOG)
 
 # Unit tests and the host integration tests of homed-tests (root; they use tests/sandbox/world.sh).
+# The integration tests run the binaries and load the modules of other packages (homed, homectl,
+# libnss_homed.so, libpam_homed.so), which `cargo test` alone does not build.
 unit-test:
+	$(CARGO) build --workspace --locked
 	$(CARGO) test --workspace --locked
 
 # Keeps the cargo-fuzz targets building. cargo-fuzz wants nightly flags; RUSTC_BOOTSTRAP=1 lets the
