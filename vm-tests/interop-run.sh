@@ -50,5 +50,21 @@ if timeout 60 homectl deactivate "$user"; then
 else
     result FAIL "homed252-deactivates-our-image"
 fi
+# Not a test: the same operations timed on systemd-homed 252, for the benchmark ratios.
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+t=$(now_ms)
+NEWPASSWORD=Bench-pw-1 timeout 300 homectl create benchuser --storage=luks --disk-size=64M \
+    --fs-type=ext4 --enforce-password-policy=no --luks-pbkdf-type=pbkdf2 \
+    --luks-pbkdf-time-cost=1ms > /dev/null 2>&1 && create=$(($(now_ms) - t))
+t=$(now_ms)
+PASSWORD=Bench-pw-1 timeout 120 homectl activate benchuser && activate=$(($(now_ms) - t))
+t=$(now_ms)
+timeout 60 homectl lock benchuser && lock=$(($(now_ms) - t))
+t=$(now_ms)
+PASSWORD=Bench-pw-1 timeout 60 homectl unlock benchuser && unlock=$(($(now_ms) - t))
+t=$(now_ms)
+timeout 60 homectl deactivate benchuser && deactivate=$(($(now_ms) - t))
+echo "  | bench homed252 create=${create:-x} activate=${activate:-x} lock=${lock:-x} unlock=${unlock:-x} deactivate=${deactivate:-x}"
+
 journalctl -u systemd-homed --no-pager -o cat 2>/dev/null | tail -15 > /xfer/homed.log
 echo "VMTEST END"

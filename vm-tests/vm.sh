@@ -300,6 +300,23 @@ interop() {
     rm -f "$xfer"
 }
 
+# Prints our engine's time over systemd-homed 252's for each operation (lower is better). Both
+# ran on the same kernel under the same qemu; ours is the library without a daemon around it.
+bench_ratios() {
+    local ours theirs op a b
+    ours=$(grep -o 'bench ours .*' "$1" | head -1)
+    theirs=$(grep -o 'bench homed252 .*' "$1" | head -1)
+    [ -n "$ours" ] && [ -n "$theirs" ] || return 0
+    for op in create activate lock unlock deactivate; do
+        a=$(tr ' ' '\n' <<< "$ours" | awk -F= -v k="$op" '$1 == k { print $2 }')
+        b=$(tr ' ' '\n' <<< "$theirs" | awk -F= -v k="$op" '$1 == k { print $2 }')
+        if [[ $a =~ ^[0-9]+$ && $b =~ ^[0-9]+$ && $b -gt 0 ]]; then
+            awk -v op="$op" -v a="$a" -v b="$b" \
+                'BEGIN { printf "bench: %-10s ours %6d ms, systemd-homed 252 %6d ms, ratio %.2f\n", op, a, b, a / b }'
+        fi
+    done
+}
+
 run() {
     local logf rc=0 results=$cache/last-results.txt
     kernel_dir=$(kernel)
@@ -318,6 +335,7 @@ run() {
         powercut
         interop
     } | tee "$results"
+    bench_ratios "$results"
     local pass fail verdict=ok.
     pass=$(grep -c '^VMTEST PASS' "$results" || true)
     fail=$(grep -c '^VMTEST FAIL' "$results" || true)

@@ -5,6 +5,7 @@
 //!     homed-vm-check dmcrypt-lifecycle WORKDIR
 //!     homed-vm-check home ext4|btrfs|xfs WORKDIR
 //!     homed-vm-check fixture-252 FIXTUREDIR WORKDIR
+//!     homed-vm-check bench WORKDIR                     (timings of our engine, one line)
 //!     homed-vm-check powercut-write DISK MOUNTPOINT   (never returns: the host kills qemu)
 //!     homed-vm-check powercut-verify DISK MOUNTPOINT
 //!     homed-vm-check direct-read FILE      (helper: one O_DIRECT read, prints the bytes)
@@ -523,6 +524,64 @@ fn fixture_252(fixture: &Path, workdir: &Path) -> Outcome {
     Ok(())
 }
 
+/// Times our engine the way the benchmark times systemd-homed 252 (64 MiB ext4 home,
+/// PBKDF2 at its cheapest): create, activate, lock, unlock, deactivate. Prints one line.
+fn bench(workdir: &Path) -> Outcome {
+    fs::create_dir_all(workdir)?;
+    let user = "benchuser";
+    let image_path = workdir.join(format!("{user}.home"));
+    let home_dir = workdir.join("home").join(user);
+    let work = workdir.join("work");
+    let key = SigningKey::generate()?;
+    let record = record_for(user, &key)?;
+    let passwords = [secret(PASSWORD)];
+    let settings = settings();
+    let ms = |t: Instant| t.elapsed().as_millis();
+    let t = Instant::now();
+    home::create(
+        &home::CreateRequest {
+            user_name: user,
+            image_path: &image_path,
+            settings: &settings,
+            fs_type: FsType::Ext4,
+            size: 64 * MIB,
+            passwords: &passwords,
+            record: &record,
+            work_dir: &work,
+        },
+        |_| Ok(()),
+    )?;
+    let create = ms(t);
+    let t = Instant::now();
+    let active = home::activate(&home::ActivateRequest {
+        user_name: user,
+        image_path: &image_path,
+        home_directory: &home_dir,
+        settings: &settings,
+        passwords: &passwords,
+        uid: 60444,
+        gid: 60444,
+        mount_flags: home::HomeMountFlags::default(),
+        work_dir: &work,
+    })?;
+    let activate = ms(t);
+    let t = Instant::now();
+    home::lock(user, &home_dir)?;
+    let lock = ms(t);
+    let t = Instant::now();
+    home::unlock(user, &passwords)?;
+    let unlock = ms(t);
+    drop(active.image_lock);
+    let t = Instant::now();
+    home::deactivate(user, &home_dir, &image_path)?;
+    let deactivate = ms(t);
+    println!(
+        "  | bench ours create={create} activate={activate} lock={lock} unlock={unlock} deactivate={deactivate}"
+    );
+    fs::remove_file(&image_path)?;
+    Ok(())
+}
+
 /// Deterministic content, so the second boot can check what the first one synced.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
@@ -752,6 +811,7 @@ fn main() {
             (Some(disk), Some(mnt)) => powercut_verify(Path::new(disk), Path::new(mnt)),
             _ => Err(fail("powercut-verify needs a disk and a folder")),
         },
+        Some("bench") => bench(Path::new(args.get(2).map_or("/run/bench", String::as_str))),
         Some("interop-create") => match (args.get(2), args.get(3)) {
             (Some(disk), Some(mnt)) => interop_create(Path::new(disk), Path::new(mnt)),
             _ => Err(fail("interop-create needs a disk and a folder")),
