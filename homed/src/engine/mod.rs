@@ -1526,8 +1526,12 @@ impl Engine {
         let name = home.name.clone();
         let watched = reader.clone();
         let watcher = tokio::spawn(async move {
-            watched.wait_hangup().await;
-            engine.on_hangup(&name, kind, generation).await;
+            loop {
+                watched.wait_hangup().await;
+                if engine.clone().on_hangup(&name, kind, generation).await {
+                    break;
+                }
+            }
         });
         let slot = RefSlot {
             reader,
@@ -1569,42 +1573,54 @@ impl Engine {
 
     /// The last writer of a reference FIFO closed: drop that reference, and when none is left
     /// deactivate the home, retrying every 15 s while it is busy (state `lingering`).
-    async fn on_hangup(self: Arc<Self>, name: &str, kind: RefKind, generation: u64) {
+    async fn on_hangup(self: Arc<Self>, name: &str, kind: RefKind, generation: u64) -> bool {
         let Some(home) = self.lookup(name) else {
-            return;
+            return true;
         };
-        {
-            let mut d = lock(&home.data);
-            let slot = match kind {
-                RefKind::PleaseSuspend => &mut d.please,
-                RefKind::DontSuspend => &mut d.dont,
-            };
-            if slot.as_ref().map(|s| s.generation) != Some(generation) {
-                return;
-            }
-            // This task is the slot's watcher: drop the slot without aborting it.
-            drop(slot.take());
-        }
-        let _ = std::fs::remove_file(kind.fifo_path(&self.paths.run_dir, name));
+        let mut first = true;
         loop {
             {
+                // Under the operation lock, so that an AcquireHome handing out a new write end
+                // of this FIFO is either before (and the hangup is gone) or after (and finds no
+                // reference, making a new FIFO).
                 let Ok(_guard) = self.begin(&home).await else {
-                    return;
+                    return true;
                 };
+                if first {
+                    first = false;
+                    let mut d = lock(&home.data);
+                    let slot = match kind {
+                        RefKind::PleaseSuspend => &mut d.please,
+                        RefKind::DontSuspend => &mut d.dont,
+                    };
+                    match slot {
+                        Some(s) if s.generation == generation => {
+                            if !s.reader.is_hung_up() {
+                                // A new reference arrived meanwhile: keep watching.
+                                return false;
+                            }
+                        }
+                        _ => return true,
+                    }
+                    // This task is the slot's watcher: drop the slot without aborting it.
+                    drop(slot.take());
+                    drop(d);
+                    let _ = std::fs::remove_file(kind.fifo_path(&self.paths.run_dir, name));
+                }
                 {
                     let d = lock(&home.data);
                     if d.please.is_some() || d.dont.is_some() {
-                        return;
+                        return true;
                     }
                 }
                 if !self.is_active(&home) {
                     lock(&home.data).lingering = false;
-                    return;
+                    return true;
                 }
                 match self.deactivate_locked(&home).await {
                     Ok(()) => {
                         eprintln!("{name}: last reference closed, home deactivated");
-                        return;
+                        return true;
                     }
                     Err(EngineError::HomeBusy(_)) => {
                         eprintln!("{name}: home busy, retrying deactivation in 15 s");
@@ -1612,13 +1628,13 @@ impl Engine {
                     }
                     Err(e) => {
                         eprintln!("{name}: deactivation failed: {e}");
-                        return;
+                        return true;
                     }
                 }
             }
             tokio::time::sleep(RETRY_DEACTIVATE).await;
             if !lock(&home.data).lingering {
-                return;
+                return true;
             }
         }
     }

@@ -82,7 +82,7 @@ pub fn poke(path: &Path) {
     drop(open_writer(path));
 }
 
-/// Polls the read end once: `Some(true)` when every writer is gone.
+/// Polls the read end once: true when every writer is gone.
 fn hung_up(fd: RawFd) -> bool {
     let mut p = libc::pollfd {
         fd,
@@ -104,13 +104,23 @@ fn hung_up(fd: RawFd) -> bool {
 }
 
 impl FifoReader {
+    /// Whether every writer is gone right now.
+    pub fn is_hung_up(&self) -> bool {
+        hung_up(self.fd.get_ref().as_raw_fd())
+    }
+
     /// Resolves when the last writer has closed.
     pub async fn wait_hangup(&self) {
         loop {
+            // Checked before every wait: a hangup that comes between a check and clearing the
+            // readiness would otherwise be missed (the wakeup is an edge, the hangup a level).
+            if self.is_hung_up() {
+                return;
+            }
             let Ok(mut guard) = self.fd.readable().await else {
                 return;
             };
-            if hung_up(self.fd.get_ref().as_raw_fd()) {
+            if self.is_hung_up() {
                 return;
             }
             guard.clear_ready();
