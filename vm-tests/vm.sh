@@ -3,7 +3,7 @@
 # need), boots it, runs the LUKS scenarios on real dm-crypt, and prints one PASS/FAIL line per
 # scenario. Exit status 0 only when every scenario passed.
 #
-#   vm-tests/vm.sh [kernel|initramfs|debian|run|all|powercut|interop]      (default: all)
+#   vm-tests/vm.sh [kernel|initramfs|debian|run|all|main|powercut|interop]      (default: all)
 #
 # Downloads and the extracted kernel are cached in $HOMED_VM_CACHE (default /var/cache/homed-vm),
 # outside the clone. Needs root (apt-get download, depmod), qemu-system-x86, busybox-static, cpio,
@@ -350,6 +350,14 @@ case "${1:-all}" in
     debian) debian_root ;;
     initramfs) initramfs ;;
     run | all) run ;;
+    main)
+        kernel_dir=$(kernel)
+        kernel_ver=$(ls "$kernel_dir/lib/modules")
+        initrd=$(initramfs)
+        timeout --kill-after=10 "$timeout_secs" \
+            bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot '$cache/last-run.log' main" || true
+        show "$cache/last-run.log"
+        ;;
     interop)
         kernel_dir=$(kernel)
         kernel_ver=$(ls "$kernel_dir/lib/modules")
@@ -362,5 +370,5 @@ case "${1:-all}" in
         initrd=$(initramfs)
         powercut
         ;;
-    *) echo "usage: $0 [kernel|initramfs|debian|run|all|powercut|interop]" >&2; exit 2 ;;
+    *) echo "usage: $0 [kernel|initramfs|debian|run|all|main|powercut|interop]" >&2; exit 2 ;;
 esac

@@ -5,6 +5,7 @@
 //!     homed-vm-check dmcrypt-lifecycle WORKDIR
 //!     homed-vm-check home ext4|btrfs|xfs WORKDIR
 //!     homed-vm-check fixture-252 FIXTUREDIR WORKDIR
+//!     homed-vm-check secrets-after-lock WORKDIR
 //!     homed-vm-check bench WORKDIR                     (timings of our engine, one line)
 //!     homed-vm-check powercut-write DISK MOUNTPOINT   (never returns: the host kills qemu)
 //!     homed-vm-check powercut-verify DISK MOUNTPOINT
@@ -582,6 +583,171 @@ fn bench(workdir: &Path) -> Outcome {
     Ok(())
 }
 
+/// A secret kept only XOR-masked, so this process holds no plain copy while it searches
+/// its own memory for one.
+struct Masked {
+    masked: Vec<u8>,
+    mask: Vec<u8>,
+}
+
+impl Masked {
+    fn new(plain: &[u8]) -> Result<Self, Box<dyn Error>> {
+        let mut mask = vec![0u8; plain.len()];
+        File::open("/dev/urandom")?.read_exact(&mut mask)?;
+        let masked = plain.iter().zip(&mask).map(|(p, m)| p ^ m).collect();
+        Ok(Masked { masked, mask })
+    }
+
+    /// The plain secret, built in place (no reallocation leaves copies behind).
+    fn reveal(&self) -> SecretString {
+        let mut text = String::with_capacity(self.masked.len());
+        for (c, m) in self.masked.iter().zip(&self.mask) {
+            text.push(char::from(c ^ m));
+        }
+        SecretString::from(text)
+    }
+
+    fn found_in(&self, hay: &[u8]) -> bool {
+        let n = self.masked.len();
+        hay.windows(n).any(|w| {
+            w[0] ^ self.mask[0] == self.masked[0]
+                && w.iter()
+                    .zip(&self.mask)
+                    .zip(&self.masked)
+                    .all(|((b, m), x)| b ^ m == *x)
+        })
+    }
+}
+
+/// Which of `secrets` occur anywhere in this process's writable memory.
+fn search_own_memory(secrets: &[(&str, &Masked)]) -> Result<Vec<String>, Box<dyn Error>> {
+    use std::io::{Seek, SeekFrom};
+    let maps = fs::read_to_string("/proc/self/maps")?;
+    let mut mem = File::open("/proc/self/mem")?;
+    let mut found = Vec::new();
+    let mut buf = vec![0u8; MIB as usize + 64];
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if !perms.starts_with("rw") {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (start, end) = (
+            u64::from_str_radix(start, 16)?,
+            u64::from_str_radix(end, 16)?,
+        );
+        let mut at = start;
+        while at < end {
+            let len = (end - at).min(buf.len() as u64) as usize;
+            mem.seek(SeekFrom::Start(at))?;
+            let Ok(n) = mem.read(&mut buf[..len]) else {
+                break;
+            };
+            for (name, secret) in secrets {
+                if secret.found_in(&buf[..n]) && !found.contains(&name.to_string()) {
+                    found.push(name.to_string());
+                }
+            }
+            // Overlap the chunks so a secret across a boundary is not missed.
+            at += (n.max(65) - 64) as u64;
+        }
+    }
+    buf.fill(0);
+    Ok(found)
+}
+
+/// After a lock, neither the password nor the volume key is left in the memory of the process
+/// that activated and locked the home (acceptance 2, for the engine).
+fn secrets_after_lock(workdir: &Path) -> Outcome {
+    fs::create_dir_all(workdir)?;
+    let user = "secretuser";
+    let image_path = workdir.join(format!("{user}.home"));
+    let home_dir = workdir.join("home").join(user);
+    let work = workdir.join("work");
+    let mut raw = [0u8; 24];
+    File::open("/dev/urandom")?.read_exact(&mut raw)?;
+    let mut text = [0u8; 24];
+    for (t, r) in text.iter_mut().zip(raw) {
+        *t = b'a' + r % 26;
+    }
+    let password = Masked::new(&text)?;
+    text.fill(0);
+    let key = SigningKey::generate()?;
+    let record = record_for(user, &key)?;
+    let settings = settings();
+    home::create(
+        &home::CreateRequest {
+            user_name: user,
+            image_path: &image_path,
+            settings: &settings,
+            fs_type: FsType::Ext4,
+            size: 64 * MIB,
+            passwords: &[password.reveal()],
+            record: &record,
+            work_dir: &work,
+        },
+        |_| Ok(()),
+    )?;
+    // The key as bytes and as the hex text of a dm-crypt table line.
+    let (volume_key, volume_key_hex) = {
+        let mut image = LuksImage::open(&image_path, Some(user), true)?;
+        let key = image.unlock(&[password.reveal()])?;
+        let mut hex = Vec::with_capacity(2 * key.as_bytes().len());
+        for b in key.as_bytes() {
+            hex.push(b"0123456789abcdef"[usize::from(b >> 4)]);
+            hex.push(b"0123456789abcdef"[usize::from(b & 15)]);
+        }
+        let masked = (Masked::new(key.as_bytes())?, Masked::new(&hex)?);
+        hex.fill(0);
+        masked
+    };
+    let active = home::activate(&home::ActivateRequest {
+        user_name: user,
+        image_path: &image_path,
+        home_directory: &home_dir,
+        settings: &settings,
+        passwords: &[password.reveal()],
+        uid: 60555,
+        gid: 60555,
+        mount_flags: home::HomeMountFlags::default(),
+        work_dir: &work,
+    })?;
+    // Prove the search works: a plain copy of the password planted in memory must be found.
+    let planted = password.reveal();
+    let seen = {
+        use secrecy::ExposeSecret;
+        search_own_memory(&[("password", &password)])?.len() == 1
+            && !planted.expose_secret().is_empty()
+    };
+    drop(planted);
+    if !seen {
+        return Err(fail("the memory search does not find a planted password"));
+    }
+    home::lock(user, &home_dir)?;
+    let found = search_own_memory(&[
+        ("password", &password),
+        ("volume key", &volume_key),
+        ("volume key in hex", &volume_key_hex),
+    ])?;
+    if !found.is_empty() {
+        return Err(fail(format!(
+            "after the lock, memory still holds the {}",
+            found.join(" and ")
+        )));
+    }
+    step("after lock: neither the password nor the volume key is in this process's memory");
+    home::unlock(user, &[password.reveal()])?;
+    drop(active.image_lock);
+    home::deactivate(user, &home_dir, &image_path)?;
+    fs::remove_file(&image_path)?;
+    Ok(())
+}
+
 /// Deterministic content, so the second boot can check what the first one synced.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
@@ -811,6 +977,9 @@ fn main() {
             (Some(disk), Some(mnt)) => powercut_verify(Path::new(disk), Path::new(mnt)),
             _ => Err(fail("powercut-verify needs a disk and a folder")),
         },
+        Some("secrets-after-lock") => secrets_after_lock(Path::new(
+            args.get(2).map_or("/run/secrets", String::as_str),
+        )),
         Some("bench") => bench(Path::new(args.get(2).map_or("/run/bench", String::as_str))),
         Some("interop-create") => match (args.get(2), args.get(3)) {
             (Some(disk), Some(mnt)) => interop_create(Path::new(disk), Path::new(mnt)),
