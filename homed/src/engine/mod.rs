@@ -266,6 +266,7 @@ impl Engine {
             engine.insert_home(record, signed_locally);
         }
         engine.discover();
+        engine.withdraw_stale_publications();
         Arc::new(engine)
     }
 
@@ -822,6 +823,27 @@ impl Engine {
         let view = record.view(&self.machine);
         if let Err(e) = homed_shared::publish::publish(&self.paths.publish_dir, &view, key) {
             eprintln!("{}: not published: {e}", home.name);
+        }
+    }
+
+    /// Removes what an earlier run published for homes that are gone (or no longer have a
+    /// record), so that NSS never answers for them.
+    fn withdraw_stale_publications(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.paths.publish_dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let Some(name) = file
+                .to_str()
+                .and_then(|f| f.strip_suffix(homed_shared::publish::USER_SUFFIX))
+            else {
+                continue;
+            };
+            let current = self.lookup(name).is_some_and(|h| !self.is_unfixated(&h));
+            if !current {
+                self.unpublish(name);
+            }
         }
     }
 

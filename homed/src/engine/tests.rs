@@ -177,3 +177,22 @@ async fn a_wrong_or_wrapped_secret_costs_the_bad_password_delay() {
     assert!(start.elapsed() >= BAD_PASSWORD_DELAY);
     assert_eq!(fixture.host_status()["badAuthenticationCounter"], 1);
 }
+
+#[tokio::test]
+async fn published_records_follow_the_homes() {
+    let fixture = Fixture::new();
+    let publish = fixture.paths.publish_dir.clone();
+    std::fs::create_dir_all(&publish).unwrap();
+    std::fs::write(publish.join("ghost.user"), "{}\n").unwrap();
+    std::fs::write(publish.join("ghost.privileged"), "{}\n").unwrap();
+    let engine = fixture.engine();
+    assert!(publish.join("tuser.user").is_file());
+    assert!(publish.join("tuser.privileged").is_file());
+    assert!(!publish.join("ghost.user").exists());
+    assert!(!publish.join("ghost.privileged").exists());
+    // The published record verifies with the published key and carries the bound UID.
+    let published = homed_shared::publish::Published::open(&publish).unwrap();
+    let user = published.user("tuser").unwrap();
+    assert_eq!(user.passwd.uid, UID);
+    drop(engine);
+}
