@@ -115,6 +115,7 @@ EOF
 fi
 
 # ---- inside the world ----
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 work=$NSS_BENCH_WORK
 bench=$work/lookup-bench
 state=${HOMED_WORLD_STATE:-/run/homed-world}
@@ -190,6 +191,8 @@ echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r); release libn
 echo "systemd-homed $(/lib/systemd/systemd-homed --version 2>/dev/null | head -1 | awk '{print $2}'); $N_FAST iterations per lookup"
 echo "($N_SLOW through varlink), $N_SPAWN fresh processes per command, best of $REPEAT runs. nss_files looks up a user"
 echo "appended to /etc/passwd ($(wc -l < /etc/passwd) lines); the others look up a home made by systemd's homectl."
+echo "Load average before: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the"
+echo "machine inflates every figure; compare ratios within one run)."
 echo
 echo "Per lookup in one process (µs; ratio to nss_files in brackets):"
 echo
