@@ -79,6 +79,7 @@ for fs in ext4 btrfs xfs; do
     scenario "home-$fs" homed-vm-check home "$fs" "/vm/$fs"
     rm -rf "/vm/$fs"
 done
+scenario bad-images homed-vm-check bad-images /vm/bad
 scenario secrets-after-lock homed-vm-check secrets-after-lock /vm/secrets
 if [ -d /fixtures/homed-252-luks ]; then
     scenario fixture-252 homed-vm-check fixture-252 /fixtures/homed-252-luks /vm/fixture

@@ -6,6 +6,7 @@
 //!     homed-vm-check home ext4|btrfs|xfs WORKDIR
 //!     homed-vm-check fixture-252 FIXTUREDIR WORKDIR
 //!     homed-vm-check secrets-after-lock WORKDIR
+//!     homed-vm-check bad-images WORKDIR
 //!     homed-vm-check bench WORKDIR                     (timings of our engine, one line)
 //!     homed-vm-check powercut-write DISK MOUNTPOINT   (never returns: the host kills qemu)
 //!     homed-vm-check powercut-verify DISK MOUNTPOINT
@@ -348,6 +349,7 @@ fn home_lifecycle(fs_name: &str, workdir: &Path) -> Outcome {
             gid: uid,
             mount_flags: home::HomeMountFlags::default(),
             work_dir: &work,
+            trusted_keys: None,
         })
     };
     match activate(&[secret("wrong")]) {
@@ -498,6 +500,7 @@ fn fixture_252(fixture: &Path, workdir: &Path) -> Outcome {
         gid: view.gid().unwrap_or(uid),
         mount_flags: home::HomeMountFlags::default(),
         work_dir: &workdir.join("work"),
+        trusted_keys: None,
     })?;
     check_active_home(&home_dir, uid)?;
     let public = PublicKey::from_pem(&fs::read_to_string(fixture.join("local.public"))?)?;
@@ -564,6 +567,7 @@ fn bench(workdir: &Path) -> Outcome {
         gid: 60444,
         mount_flags: home::HomeMountFlags::default(),
         work_dir: &work,
+        trusted_keys: None,
     })?;
     let activate = ms(t);
     let t = Instant::now();
@@ -580,6 +584,87 @@ fn bench(workdir: &Path) -> Outcome {
         "  | bench ours create={create} activate={activate} lock={lock} unlock={unlock} deactivate={deactivate}"
     );
     fs::remove_file(&image_path)?;
+    Ok(())
+}
+
+/// Bad input on real dm-crypt (acceptance 7): a truncated image, destroyed LUKS headers and a
+/// header record signed by a key we do not trust are refused with a clear error, and nothing is
+/// left active, mounted or marked, and nothing in the image is overwritten.
+fn bad_images(workdir: &Path) -> Outcome {
+    use std::os::unix::fs::FileExt;
+    fs::create_dir_all(workdir)?;
+    let user = "baduser";
+    let good = workdir.join("good.home");
+    let home_dir = workdir.join("home").join(user);
+    let work = workdir.join("work");
+    let key = SigningKey::generate()?;
+    let stranger = SigningKey::generate()?;
+    let record = record_for(user, &key)?;
+    let settings = settings();
+    home::create(
+        &home::CreateRequest {
+            user_name: user,
+            image_path: &good,
+            settings: &settings,
+            fs_type: FsType::Ext4,
+            size: 64 * MIB,
+            passwords: &[secret(PASSWORD)],
+            record: &record,
+            work_dir: &work,
+        },
+        |_| Ok(()),
+    )?;
+    let ours = TrustedKeys::new(None, vec![("ours.public".into(), key.public_key())]);
+    let theirs = TrustedKeys::new(None, vec![("other.public".into(), stranger.public_key())]);
+    type Mutation = fn(&File) -> std::io::Result<()>;
+    let cases: [(&str, Mutation, &TrustedKeys); 3] = [
+        ("truncated", |f| f.set_len(12 * MIB), &ours),
+        (
+            "headers destroyed",
+            |f| {
+                f.write_all_at(&[0x55; 4096], MIB)?;
+                f.write_all_at(&[0x55; 4096], 5 * MIB)
+            },
+            &ours,
+        ),
+        ("untrusted signer", |_| Ok(()), &theirs),
+    ];
+    for (name, mutate, keys) in cases {
+        let path = workdir.join(format!("{user}.home"));
+        fs::copy(&good, &path)?;
+        mutate(&OpenOptions::new().write(true).open(&path)?)?;
+        let before = fs::read(&path)?;
+        let outcome = home::activate(&home::ActivateRequest {
+            user_name: user,
+            image_path: &path,
+            home_directory: &home_dir,
+            settings: &settings,
+            passwords: &[secret(PASSWORD)],
+            uid: 60666,
+            gid: 60666,
+            mount_flags: home::HomeMountFlags::default(),
+            work_dir: &work,
+            trusted_keys: Some(keys),
+        });
+        let err = match outcome {
+            Ok(_) => return Err(fail(format!("{name}: the image was activated"))),
+            Err(e) => e,
+        };
+        if home::is_suspended(user).is_some()
+            || mount_options_of(&home_dir).is_some()
+            || mount_options_of(&work).is_some()
+        {
+            return Err(fail(format!("{name}: something stayed active or mounted")));
+        }
+        if home::is_dirty(&path)? || fs::read(&path)? != before {
+            return Err(fail(format!("{name}: the image was changed or left dirty")));
+        }
+        step(&format!(
+            "{name}: refused ({err}); nothing active, mounted or written"
+        ));
+        fs::remove_file(&path)?;
+    }
+    fs::remove_file(&good)?;
     Ok(())
 }
 
@@ -716,6 +801,7 @@ fn secrets_after_lock(workdir: &Path) -> Outcome {
         gid: 60555,
         mount_flags: home::HomeMountFlags::default(),
         work_dir: &work,
+        trusted_keys: None,
     })?;
     // Prove the search works: a plain copy of the password planted in memory must be found.
     let planted = password.reveal();
@@ -777,6 +863,7 @@ fn powercut_activate(mnt: &Path) -> Result<home::Activated, Box<dyn Error>> {
         gid: 60222,
         mount_flags: home::HomeMountFlags::default(),
         work_dir: &work,
+        trusted_keys: None,
     })?)
 }
 
@@ -977,6 +1064,7 @@ fn main() {
             (Some(disk), Some(mnt)) => powercut_verify(Path::new(disk), Path::new(mnt)),
             _ => Err(fail("powercut-verify needs a disk and a folder")),
         },
+        Some("bad-images") => bad_images(Path::new(args.get(2).map_or("/run/bad", String::as_str))),
         Some("secrets-after-lock") => secrets_after_lock(Path::new(
             args.get(2).map_or("/run/secrets", String::as_str),
         )),

@@ -21,6 +21,7 @@ use super::image::{ImageLayout, LuksImage};
 use super::settings::LuksSettings;
 use super::{LuksError, dm_name, sys};
 use crate::record::UserRecord;
+use crate::signing::TrustedKeys;
 
 /// The owner of a LUKS home's files on disk; activation maps or chowns them to the user.
 pub const STORED_UID: u32 = 65534;
@@ -75,6 +76,9 @@ pub struct ActivateRequest<'a> {
     pub mount_flags: HomeMountFlags,
     /// An empty folder where the file system is mounted before the bind onto the home.
     pub work_dir: &'a Path,
+    /// When given, the record in the header token must be signed by one of these keys, or the
+    /// activation stops before anything is mounted.
+    pub trusted_keys: Option<&'a TrustedKeys>,
 }
 
 /// An activated home.
@@ -314,6 +318,14 @@ pub fn activate(req: &ActivateRequest<'_>) -> Result<Activated, LuksError> {
         let volume_key = image.unlock(req.passwords)?;
         image.container().check_settings(req.settings)?;
         let header_record = image.container().token_record(&volume_key)?;
+        if let Some(keys) = req.trusted_keys {
+            let verdict = keys.verdict(&header_record).map_err(|e| {
+                LuksError::BadToken(format!("its record's signature is malformed: {e}"))
+            })?;
+            if !verdict.is_trusted() {
+                return Err(LuksError::UntrustedRecord(format!("{verdict:?}")));
+            }
+        }
         let device = image.activate(req.user_name, &volume_key, req.settings.discard)?;
         drop(volume_key);
         undo.dm = Some(name.clone());
