@@ -263,14 +263,20 @@ impl Engine {
                     continue;
                 }
             };
-            engine.insert_home(record, signed_locally);
+            engine.insert_home_unpublished(record, signed_locally);
         }
         engine.discover();
-        engine.withdraw_stale_publications();
+        engine.publish_everything();
         Arc::new(engine)
     }
 
     fn insert_home(&self, record: UserRecord, signed_locally: bool) -> Arc<Home> {
+        let home = self.insert_home_unpublished(record, signed_locally);
+        self.publish(&home);
+        home
+    }
+
+    fn insert_home_unpublished(&self, record: UserRecord, signed_locally: bool) -> Arc<Home> {
         let name = record.user_name().to_owned();
         let home = Arc::new(Home {
             name: name.clone(),
@@ -287,7 +293,6 @@ impl Engine {
             }),
         });
         lock(&self.homes).insert(name, home.clone());
-        self.publish(&home);
         home
     }
 
@@ -826,8 +831,32 @@ impl Engine {
         }
     }
 
-    /// Removes what an earlier run published for homes that are gone (or no longer have a
-    /// record), so that NSS never answers for them.
+    /// At start: publishes every home with a record and withdraws what an earlier run published
+    /// for homes that are gone, so that NSS answers for exactly these users.
+    fn publish_everything(&self) {
+        let records: Vec<UserRecord> = self
+            .homes()
+            .iter()
+            .filter(|h| !self.is_unfixated(h))
+            .map(|h| self.record(h))
+            .collect();
+        if records.is_empty() {
+            self.withdraw_stale_publications();
+            return;
+        }
+        if let Err(e) = self.ensure_local_key() {
+            eprintln!("nothing published: {e}");
+            return;
+        }
+        let keys = lock(&self.keys);
+        let Some(key) = keys.local() else { return };
+        let views: Vec<_> = records.iter().map(|r| r.view(&self.machine)).collect();
+        if let Err(e) = homed_shared::publish::publish_all(&self.paths.publish_dir, &views, key) {
+            eprintln!("publishing the records failed: {e}");
+        }
+    }
+
+    /// Removes what an earlier run published, when no home is left to publish.
     fn withdraw_stale_publications(&self) {
         let Ok(entries) = std::fs::read_dir(&self.paths.publish_dir) else {
             return;
