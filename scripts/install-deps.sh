@@ -20,6 +20,7 @@ packages=(
     cryptsetup-bin e2fsprogs btrfs-progs xfsprogs zstd util-linux
     kmod busybox-static cpio
     softhsm2 opensc
+    strace bsdutils less
 )
 # qemu's recommends pull in a graphical stack we never use.
 packages_no_recommends=(qemu-system-x86)
