@@ -18,7 +18,7 @@ packages=(
     libcryptsetup-dev clang libclang-dev pkg-config libpam0g-dev libcrypt-dev
     dbus dbus-daemon pamtester systemd-homed systemd-userdbd libnss-systemd libpam-systemd
     cryptsetup-bin e2fsprogs btrfs-progs xfsprogs zstd util-linux
-    kmod busybox-static cpio
+    kmod busybox-static cpio debootstrap
     softhsm2 opensc
     strace bsdutils less
 )
