@@ -518,7 +518,7 @@ fn deactivate_dm(name: &str) -> Result<(), LuksError> {
         match LuksContainer::deactivate_by_name(name) {
             Ok(()) => return Ok(()),
             Err(e) if e.errno() == Some(libc::EBUSY) && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(10));
             }
             Err(e) => return Err(e),
         }
