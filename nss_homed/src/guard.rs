@@ -2,6 +2,7 @@
 //! homed userdb service, and lookups the module makes itself.
 
 use std::cell::Cell;
+use std::ffi::{CStr, c_char};
 
 use homed_shared::env::secure_var;
 use homed_shared::record::HOMED_SERVICE;
@@ -18,9 +19,23 @@ fn truthy(v: &str) -> bool {
     matches!(v, "1" | "yes" | "y" | "true" | "t" | "on")
 }
 
-/// The module answers nothing (`HOMED_BYPASS_NSS` set to a true value).
+unsafe extern "C" {
+    fn secure_getenv(name: *const c_char) -> *mut c_char;
+}
+
+/// The module answers nothing (`HOMED_BYPASS_NSS` set to a true value). Asked on every lookup,
+/// so the value is looked at in place rather than copied.
 pub fn module_bypassed() -> bool {
-    secure_var(BYPASS_VAR).is_some_and(|v| truthy(&v))
+    const NAME: &CStr = c"HOMED_BYPASS_NSS";
+    // SAFETY: `NAME` is a NUL-terminated static string; secure_getenv only reads it.
+    let value = unsafe { secure_getenv(NAME.as_ptr()) };
+    if value.is_null() {
+        return false;
+    }
+    // SAFETY: a non-NULL result points to a NUL-terminated string in the environment block,
+    // read here at once.
+    let value = unsafe { CStr::from_ptr(value) };
+    value.to_str().is_ok_and(truthy)
 }
 
 /// The homed varlink socket must not be touched: `HOMED_BYPASS_NSS`, or
@@ -68,6 +83,11 @@ pub fn blocked() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bypass_variable_name_matches() {
+        assert_eq!(BYPASS_VAR.as_bytes(), b"HOMED_BYPASS_NSS");
+    }
 
     #[test]
     fn block_nests() {

@@ -2,11 +2,12 @@
 //! publishes (authoritative when present), (2) homed's varlink socket, which is how the module
 //! also works against systemd-homed.
 
+use std::ops::Deref;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use homed_shared::nss::{GroupEntry, PasswdEntry, ShadowEntry};
-use homed_shared::publish::{PUBLISH_DIR, Published, ShadowDenied};
+use homed_shared::publish::{PUBLISH_DIR, Published, PublishedUser, ShadowDenied};
 use homed_shared::record::{HOMED_SERVICE, MachineContext, UserRecord, names};
 use homed_shared::varlink::{HOME_SOCKET, UserDatabase, UserReply, VarlinkError};
 
@@ -27,6 +28,25 @@ impl<T> Answer<T> {
             Answer::Found(t) => Answer::Found(f(t)),
             Answer::NotFound => Answer::NotFound,
             Answer::Unavailable(e) => Answer::Unavailable(e),
+        }
+    }
+}
+
+/// A passwd entry: shared with the cache of published records (no copy per lookup), or one
+/// made for this answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Passwd {
+    Published(Arc<PublishedUser>),
+    Other(PasswdEntry),
+}
+
+impl Deref for Passwd {
+    type Target = PasswdEntry;
+
+    fn deref(&self) -> &PasswdEntry {
+        match self {
+            Passwd::Published(user) => &user.passwd,
+            Passwd::Other(entry) => entry,
         }
     }
 }
@@ -98,36 +118,42 @@ fn usable_name(name: &str) -> bool {
     !guard::blocked() && !guard::module_bypassed() && names::is_valid_relaxed(name)
 }
 
-pub fn user_by_name(name: &str) -> Answer<PasswdEntry> {
+pub fn user_by_name(name: &str) -> Answer<Passwd> {
     test_hook(name);
     if !usable_name(name) {
         return Answer::NotFound;
     }
     if let Some(p) = published() {
-        return from_option(p.user(name).map(|u| u.passwd.clone()));
+        return from_option(p.user(name).map(Passwd::Published));
     }
     match socket("passwd") {
         None => Answer::NotFound,
         Some(Err(e)) => varlink_failure(&e),
         Some(Ok(mut db)) => match db.user_by_name(name) {
-            Ok(reply) => from_option(reply.as_ref().and_then(passwd_of)),
+            Ok(reply) => from_option(reply.as_ref().and_then(passwd_of).map(Passwd::Other)),
             Err(e) => varlink_failure(&e),
         },
     }
 }
 
-pub fn user_by_uid(uid: u32) -> Answer<PasswdEntry> {
+pub fn user_by_uid(uid: u32) -> Answer<Passwd> {
     if guard::blocked() || guard::module_bypassed() {
         return Answer::NotFound;
     }
     if let Some(p) = published() {
-        return from_option(p.user_by_uid(uid).map(|u| u.passwd.clone()));
+        return from_option(p.user_by_uid(uid).map(Passwd::Published));
     }
     match socket("passwd") {
         None => Answer::NotFound,
         Some(Err(e)) => varlink_failure(&e),
         Some(Ok(mut db)) => match db.user_by_uid(uid) {
-            Ok(reply) => from_option(reply.as_ref().and_then(passwd_of).filter(|p| p.uid == uid)),
+            Ok(reply) => from_option(
+                reply
+                    .as_ref()
+                    .and_then(passwd_of)
+                    .filter(|p| p.uid == uid)
+                    .map(Passwd::Other),
+            ),
             Err(e) => varlink_failure(&e),
         },
     }

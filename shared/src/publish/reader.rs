@@ -2,8 +2,13 @@
 //! root-owned and not writable by others and the machine key's signature verifies. Verified
 //! records are cached per process, keyed by the file's identity, so a repeated lookup costs a
 //! few `stat` calls.
+//!
+//! The cache uses ordered maps and a short list of directories rather than hash maps: no
+//! per-process random hash keys to fetch (a `getrandom` call in every process that loads the
+//! module) and no hashing of paths on every lookup.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs;
 use std::io::Read as _;
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
@@ -67,9 +72,9 @@ pub enum ShadowDenied {
 #[derive(Default)]
 struct Index {
     names: Vec<String>,
-    by_uid: HashMap<u32, String>,
-    by_gid: HashMap<u32, String>,
-    members: HashMap<String, Vec<String>>,
+    by_uid: BTreeMap<u32, String>,
+    by_gid: BTreeMap<u32, String>,
+    members: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Default)]
@@ -81,30 +86,46 @@ struct DirCache {
     key_id: Option<FileId>,
     /// The key itself, read when a record first needs verifying.
     key: Option<PublicKey>,
-    users: HashMap<String, (FileId, Option<Arc<PublishedUser>>)>,
+    users: BTreeMap<String, (FileId, Option<Arc<PublishedUser>>)>,
     index: Option<(FileId, Arc<Index>)>,
 }
 
-static CACHE: Mutex<Option<HashMap<PathBuf, DirCache>>> = Mutex::new(None);
+/// One entry per directory ever opened: in practice one ([`super::PUBLISH_DIR`]), or a few in
+/// tests.
+static CACHE: Mutex<Vec<(PathBuf, DirCache)>> = Mutex::new(Vec::new());
 
 /// The cache, even if a thread panicked while holding it: its content is only ever replaced
 /// whole, so a poisoned state is still consistent.
-fn cache() -> MutexGuard<'static, Option<HashMap<PathBuf, DirCache>>> {
+fn cache() -> MutexGuard<'static, Vec<(PathBuf, DirCache)>> {
     CACHE
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn with_dir<R>(dir: &Path, f: impl FnOnce(&mut DirCache) -> R) -> R {
-    let mut guard = cache();
-    let map = guard.get_or_insert_with(HashMap::new);
-    if !map.contains_key(dir) {
-        map.insert(dir.to_path_buf(), DirCache::default());
-    }
-    match map.get_mut(dir) {
-        Some(entry) => f(entry),
+    let mut dirs = cache();
+    let at = match dirs.iter().position(|(d, _)| d == dir) {
+        Some(at) => at,
+        None => {
+            dirs.push((dir.to_path_buf(), DirCache::default()));
+            dirs.len() - 1
+        }
+    };
+    match dirs.get_mut(at) {
+        Some((_, entry)) => f(entry),
         None => f(&mut DirCache::default()),
     }
+}
+
+/// `dir/NAMEsuffix`, built without the formatting machinery (this runs on every lookup).
+fn file_in(dir: &Path, name: &str, suffix: &str) -> PathBuf {
+    let dir = dir.as_os_str();
+    let mut path = OsString::with_capacity(dir.len() + 1 + name.len() + suffix.len());
+    path.push(dir);
+    path.push("/");
+    path.push(name);
+    path.push(suffix);
+    PathBuf::from(path)
 }
 
 /// Opens `path` without following a symlink and reads it if it is a trusted regular file.
@@ -196,7 +217,7 @@ impl Published {
         if !names::is_valid_relaxed(name) || name.starts_with('.') {
             return None;
         }
-        let path = self.dir.join(format!("{name}{USER_SUFFIX}"));
+        let path = file_in(&self.dir, name, USER_SUFFIX);
         let meta = fs::symlink_metadata(&path).ok()?;
         let id = FileId::of(&meta);
         if let Some(hit) = with_dir(&self.dir, |c| {
@@ -227,7 +248,7 @@ impl Published {
     }
 
     fn index(&self) -> Arc<Index> {
-        let path = self.dir.join(INDEX_FILE);
+        let path = file_in(&self.dir, INDEX_FILE, "");
         let Ok(meta) = fs::symlink_metadata(&path) else {
             return Arc::default();
         };
@@ -335,7 +356,7 @@ impl Published {
         if !names::is_valid_relaxed(name) || name.starts_with('.') {
             return Ok(None);
         }
-        let path = self.dir.join(format!("{name}{PRIVILEGED_SUFFIX}"));
+        let path = file_in(&self.dir, name, PRIVILEGED_SUFFIX);
         let text = match read_trusted(&path) {
             Ok((_, text)) => text,
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
