@@ -102,8 +102,9 @@ pub fn verify_text(text: &[u8], key: &PublicKey) -> Option<UserRecord> {
     if to_canonical_string(&value).as_bytes() != body {
         return None;
     }
-    let mut record = UserRecord::from_value(value, RecordOrigin::Host).ok()?;
-    let json = record.json_mut();
+    let Value::Object(mut json) = value else {
+        return None;
+    };
     let Some(Value::Array(signatures)) = json.remove("signature") else {
         return None;
     };
@@ -116,13 +117,19 @@ pub fn verify_text(text: &[u8], key: &PublicKey) -> Option<UserRecord> {
     let data = BASE64.decode(entry.get("data")?.as_str()?).ok()?;
     if ["perMachine", "binding", "status", "secret"]
         .iter()
-        .any(|s| record.json().contains_key(*s))
+        .any(|s| json.contains_key(*s))
     {
         return None;
     }
-    if record.json().get("service").and_then(Value::as_str) != Some(HOMED_SERVICE) {
+    if json.get("service").and_then(Value::as_str) != Some(HOMED_SERVICE) {
         return None;
     }
-    key.verify(record.signed_text().as_bytes(), &data)
-        .then_some(record)
+    // What was signed: the record without `signature` (none of the other unsigned sections is
+    // present, as checked above), in canonical form — the same text as
+    // `UserRecord::signed_text`, written once instead of from a copy.
+    let value = Value::Object(json);
+    if !key.verify(to_canonical_string(&value).as_bytes(), &data) {
+        return None;
+    }
+    UserRecord::from_value(value, RecordOrigin::Host).ok()
 }
