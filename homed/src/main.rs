@@ -2,6 +2,7 @@
 
 mod bus;
 mod engine;
+mod luks_work;
 mod sleep;
 mod userdb;
 mod worker;

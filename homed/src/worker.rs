@@ -2,35 +2,72 @@
 //! `homed worker`, writes one JSON request on its standard input and reads one JSON reply from its
 //! standard output. A hung mount or a slow copy then blocks that process, not the daemon.
 
-use std::io::{Read as _, Write as _};
+use std::io::{IoSlice, IoSliceMut, Read as _, Write as _};
+use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::Stdio;
 
+use homed_shared::record::Secret;
 use homed_shared::storage::{MountFlags, StorageError, directory};
 use homed_shared::{RecordOrigin, UserRecord};
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, UnixAddr, recvmsg, sendmsg};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use zeroize::Zeroizing;
 
 /// The hidden first argument that makes the binary a worker.
 pub const WORKER_ARG: &str = "worker";
 
 /// Runs one storage operation in a new worker process.
 pub async fn run(exe: &Path, request: Value) -> Result<Map<String, Value>, StorageError> {
+    run_with(exe, request, None).await.map(|(reply, _)| reply)
+}
+
+/// Runs one storage operation with the user's secret (sent in zeroizing memory, never kept),
+/// returning the reply and the descriptor the worker handed back, if any (a LUKS home's image
+/// lock, which must stay open while the home is active).
+///
+/// The worker's standard input is one end of a socket pair: the request goes in, then the
+/// worker may pass a descriptor back over it with `SCM_RIGHTS`.
+pub async fn run_with(
+    exe: &Path,
+    request: Value,
+    secret: Option<&Secret>,
+) -> Result<(Map<String, Value>, Option<OwnedFd>), StorageError> {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| StorageError::io("making the worker's socket", e))?;
     let mut child = tokio::process::Command::new(exe)
         .arg(WORKER_ARG)
-        .stdin(Stdio::piped())
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| StorageError::io("starting a storage worker", e))?;
-    let body = serde_json::to_vec(&request).unwrap_or_default();
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(&body)
-            .await
-            .map_err(|e| StorageError::io("talking to the storage worker", e))?;
-    }
+    let body = Zeroizing::new(serde_json::to_vec(&request).unwrap_or_default());
+    let body = match secret {
+        Some(secret) if body.first() == Some(&b'{') && body.len() > 2 => {
+            let json = secret.to_json();
+            let mut with = Zeroizing::new(Vec::with_capacity(body.len() + json.len() + 16));
+            with.extend_from_slice(b"{\"secret\":");
+            with.extend_from_slice(json.as_bytes());
+            with.push(b',');
+            with.extend_from_slice(&body[1..]);
+            with
+        }
+        _ => body,
+    };
+    ours.set_nonblocking(true)
+        .map_err(|e| StorageError::io("making the worker's socket", e))?;
+    let mut ours = tokio::net::UnixStream::from_std(ours)
+        .map_err(|e| StorageError::io("making the worker's socket", e))?;
+    ours.write_all(&body)
+        .await
+        .map_err(|e| StorageError::io("talking to the storage worker", e))?;
+    drop(body);
+    ours.shutdown()
+        .await
+        .map_err(|e| StorageError::io("talking to the storage worker", e))?;
     let mut out = Vec::new();
     if let Some(mut stdout) = child.stdout.take() {
         stdout
@@ -42,6 +79,7 @@ pub async fn run(exe: &Path, request: Value) -> Result<Map<String, Value>, Stora
         .wait()
         .await
         .map_err(|e| StorageError::io("waiting for the storage worker", e))?;
+    let passed = receive_fd(ours.as_fd());
     let reply: Map<String, Value> = serde_json::from_slice(&out).map_err(|_| {
         StorageError::new(
             libc::EPROTO,
@@ -49,7 +87,7 @@ pub async fn run(exe: &Path, request: Value) -> Result<Map<String, Value>, Stora
         )
     })?;
     if reply.get("ok") == Some(&Value::Bool(true)) {
-        return Ok(reply);
+        return Ok((reply, passed));
     }
     let errno = reply
         .get("errno")
@@ -62,6 +100,46 @@ pub async fn run(exe: &Path, request: Value) -> Result<Map<String, Value>, Stora
         .unwrap_or("storage worker failed")
         .to_owned();
     Err(StorageError::new(errno, message))
+}
+
+/// Takes a descriptor the worker queued on the socket, if it sent one.
+fn receive_fd(socket: BorrowedFd<'_>) -> Option<OwnedFd> {
+    let mut byte = [0u8; 1];
+    let mut iov = [IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<UnixAddr>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .ok()?;
+    let mut found = None;
+    for cmsg in msg.cmsgs().ok()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            for fd in fds {
+                // SAFETY: the kernel just installed this descriptor in our table for us; nothing
+                // else owns it.
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                found.get_or_insert(owned);
+            }
+        }
+    }
+    found
+}
+
+/// Hands `fd` to the daemon over the worker's standard input (a socket).
+fn send_fd(fd: BorrowedFd<'_>) -> Result<(), StorageError> {
+    let fds = [fd.as_raw_fd()];
+    sendmsg::<UnixAddr>(
+        0,
+        &[IoSlice::new(b"L")],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map(|_| ())
+    .map_err(|e| StorageError::io("passing the image lock to the daemon", e.into()))
 }
 
 fn s<'a>(req: &'a Map<String, Value>, key: &str) -> Result<&'a str, StorageError> {
@@ -117,7 +195,32 @@ fn reconcile(found: Option<Vec<u8>>, host_identity: &str) -> Result<Value, Stora
     Ok(json!({"write": !same}))
 }
 
+fn dispatch_luks(req: &Map<String, Value>) -> Result<Value, StorageError> {
+    match s(req, "op")? {
+        "create" => crate::luks_work::create(req),
+        "activate" => {
+            let (reply, image_lock) = crate::luks_work::activate(req)?;
+            if let Err(e) = send_fd(image_lock.as_fd()) {
+                let _ = crate::luks_work::deactivate(req);
+                return Err(e);
+            }
+            Ok(reply)
+        }
+        "deactivate" => crate::luks_work::deactivate(req),
+        "lock" => crate::luks_work::lock(req),
+        "unlock" => crate::luks_work::unlock(req),
+        "remove" => crate::luks_work::remove(req),
+        other => Err(StorageError::new(
+            libc::ENOTTY,
+            format!("storage operation {other} is not available for LUKS homes"),
+        )),
+    }
+}
+
 fn dispatch(req: &Map<String, Value>) -> Result<Value, StorageError> {
+    if req.get("storage").and_then(Value::as_str) == Some("luks") {
+        return dispatch_luks(req);
+    }
     match s(req, "op")? {
         "create" => {
             directory::create(&directory::CreateRequest {

@@ -43,6 +43,8 @@ pub enum BusError {
     NoPrivateKey(String),
     #[zbus(name = "home1.HomeNotLocked")]
     HomeNotLocked(String),
+    #[zbus(name = "home1.HomeLocked")]
+    HomeLocked(String),
     #[zbus(name = "home1.TooManyOperations")]
     TooManyOperations(String),
     #[zbus(name = "home1.AuthenticationLimitHit")]
@@ -83,6 +85,7 @@ impl From<EngineError> for BusError {
             E::RecordSigned(m) => BusError::RecordSigned(m),
             E::NoPrivateKey(m) => BusError::NoPrivateKey(m),
             E::HomeNotLocked(m) => BusError::HomeNotLocked(m),
+            E::HomeLocked(m) => BusError::HomeLocked(m),
             E::TooManyOperations(m) => BusError::TooManyOperations(m),
             E::AuthenticationLimitHit(m) => BusError::AuthenticationLimitHit(m),
             E::RebalanceNotNeeded(m) => BusError::RebalanceNotNeeded(m),

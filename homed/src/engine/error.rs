@@ -23,6 +23,7 @@ pub enum EngineError {
     RecordSigned(String),
     NoPrivateKey(String),
     HomeNotLocked(String),
+    HomeLocked(String),
     TooManyOperations(String),
     AuthenticationLimitHit(String),
     RebalanceNotNeeded(String),
@@ -55,6 +56,7 @@ impl EngineError {
             | RecordSigned(m)
             | NoPrivateKey(m)
             | HomeNotLocked(m)
+            | HomeLocked(m)
             | TooManyOperations(m)
             | AuthenticationLimitHit(m)
             | RebalanceNotNeeded(m)
@@ -88,6 +90,7 @@ impl EngineError {
             RecordSigned(_) => "org.freedesktop.home1.RecordSigned",
             NoPrivateKey(_) => "org.freedesktop.home1.NoPrivateKey",
             HomeNotLocked(_) => "org.freedesktop.home1.HomeNotLocked",
+            HomeLocked(_) => "org.freedesktop.home1.HomeLocked",
             TooManyOperations(_) => "org.freedesktop.home1.TooManyOperations",
             AuthenticationLimitHit(_) => "org.freedesktop.home1.AuthenticationLimitHit",
             RebalanceNotNeeded(_) => "org.freedesktop.home1.RebalanceNotNeeded",
@@ -120,6 +123,12 @@ impl EngineError {
             libc::ENOSPC => {
                 EngineError::NoDiskSpace(format!("Not enough disk space for home {user}"))
             }
+            libc::EKEYREJECTED => EngineError::BadSignature(format!(
+                "The record in the header of home {user} is not signed by a trusted key: {message}"
+            )),
+            libc::EADDRINUSE => EngineError::HomeBusy(format!(
+                "The image of home {user} is in use elsewhere: {message}"
+            )),
             libc::ENOKEY => EngineError::BadPassword(format!(
                 "Password for home {user} is incorrect or not sufficient for authentication."
             )),

@@ -147,6 +147,10 @@ struct HomeData {
     pending: usize,
     /// Found in /home without a host record: the record is synthesized and unsigned.
     unfixated: bool,
+    /// A LUKS home's image, open with its exclusive lock while the home is active or locked.
+    image_lock: Option<OwnedFd>,
+    /// A LUKS home whose dm-crypt device is suspended (its key is out of memory).
+    locked: bool,
 }
 
 /// One home.
@@ -290,6 +294,8 @@ impl Engine {
                 lingering: false,
                 pending: 0,
                 unfixated: false,
+                image_lock: None,
+                locked: false,
             }),
         });
         lock(&self.homes).insert(name, home.clone());
@@ -365,6 +371,8 @@ impl Engine {
                     lingering: false,
                     pending: 0,
                     unfixated: true,
+                    image_lock: None,
+                    locked: false,
                 }),
             });
             eprintln!("{user}: found {file} without a record, unfixated");
@@ -441,6 +449,11 @@ impl Engine {
         for home in self.homes() {
             if !self.is_active(&home) {
                 continue;
+            }
+            if self.is_luks(&home)
+                && homed_shared::luks::home::is_suspended(&home.name) == Some(true)
+            {
+                lock(&home.data).locked = true;
             }
             for kind in [RefKind::PleaseSuspend, RefKind::DontSuspend] {
                 let path = kind.fifo_path(&self.paths.run_dir, &home.name);
@@ -529,6 +542,9 @@ impl Engine {
         }
         if unfixated {
             return "unfixated".to_owned();
+        }
+        if lock(&home.data).locked {
+            return "locked".to_owned();
         }
         if is_mount_point(&self.home_directory(&record)) {
             return if lingering { "lingering" } else { "active" }.to_owned();
@@ -788,6 +804,28 @@ impl Engine {
         }
     }
 
+    fn storage(&self, record: &UserRecord) -> Storage {
+        record
+            .view(&self.machine)
+            .storage()
+            .unwrap_or(Storage::Directory)
+    }
+
+    fn is_luks(&self, home: &Home) -> bool {
+        self.storage(&self.record(home)) == Storage::Luks
+    }
+
+    /// The storage types this daemon creates and activates.
+    fn check_supported_storage(&self, record: &UserRecord) -> EngineResult<()> {
+        match self.storage(record) {
+            Storage::Directory | Storage::Luks => Ok(()),
+            other => Err(EngineError::NotSupported(format!(
+                "Storage type {} is not supported by this daemon yet",
+                other.as_str()
+            ))),
+        }
+    }
+
     fn check_directory_storage(&self, record: &UserRecord) -> EngineResult<()> {
         match record.view(&self.machine).storage() {
             None | Some(Storage::Directory) => Ok(()),
@@ -992,6 +1030,18 @@ impl Engine {
         }
         let signed_locally = self.sign_or_check(&mut record)?;
         let (uid, gid) = self.ids(&record)?;
+        if self.storage(&record) == Storage::Luks {
+            let mut request = self.luks_request(&record, "create");
+            request["diskSize"] = json!(self.luks_disk_size(&record));
+            request["skeleton"] = json!(record.view(&self.machine).skeleton_directory());
+            self.luks_worker(&name, request, Some(&secret)).await?;
+            if let Err(e) = self.store.save(&record) {
+                return Err(EngineError::Failed(format!(
+                    "Failed to write the record of {name}: {e}"
+                )));
+            }
+            return Ok(self.insert_home(record, signed_locally));
+        }
         let view = record.view(&self.machine);
         let request = json!({
             "op": "create",
@@ -1024,7 +1074,7 @@ impl Engine {
         if lock(&self.homes).len() >= HOME_USERS_MAX {
             return Err(EngineError::Failed("Too many homes".into()));
         }
-        self.check_directory_storage(record)?;
+        self.check_supported_storage(record)?;
         self.check_name_free(record)?;
         let name = record.user_name().to_owned();
         let view = record.view(&self.machine);
@@ -1053,8 +1103,94 @@ impl Engine {
         binding.insert("imagePath".into(), json!(self.image_path(record)));
         binding.insert("storage".into(), json!(storage.as_str()));
         binding.insert("uid".into(), json!(uid));
+        if storage == Storage::Luks {
+            self.luks_binding(record, &mut binding)?;
+        }
         record.set_binding(&self.machine.machine_id, binding);
         Ok(())
+    }
+
+    /// The binding of a new LUKS home (as homed writes it): where it is, its UUIDs (chosen here,
+    /// so the worker formats with them) and its cipher and file system.
+    fn luks_binding(
+        &self,
+        record: &UserRecord,
+        binding: &mut Map<String, Value>,
+    ) -> EngineResult<()> {
+        let view = record.view(&self.machine);
+        let settings = homed_shared::luks::LuksSettings::from_view(&view);
+        let fs = view
+            .get("fileSystemType")
+            .and_then(Value::as_str)
+            .unwrap_or("btrfs")
+            .to_owned();
+        if homed_shared::luks::FsType::parse(&fs).is_none() {
+            return Err(EngineError::NotSupported(format!(
+                "File system {fs} is not supported for LUKS homes"
+            )));
+        }
+        let uuid = |given: Option<String>| -> EngineResult<String> {
+            match given {
+                Some(u) => Ok(u),
+                None => std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+                    .map(|u| u.trim().to_owned())
+                    .map_err(|e| EngineError::Failed(format!("Failed to make a UUID: {e}"))),
+            }
+        };
+        binding.insert("fileSystemType".into(), json!(fs));
+        binding.insert(
+            "fileSystemUuid".into(),
+            json!(uuid(settings.file_system_uuid)?),
+        );
+        binding.insert("homeDirectory".into(), json!(self.home_directory(record)));
+        binding.insert("luksCipher".into(), json!(settings.cipher));
+        binding.insert("luksCipherMode".into(), json!(settings.cipher_mode));
+        binding.insert("luksUuid".into(), json!(uuid(settings.luks_uuid)?));
+        binding.insert("luksVolumeKeySize".into(), json!(settings.volume_key_size));
+        binding.insert(
+            "partitionUuid".into(),
+            json!(uuid(settings.partition_uuid)?),
+        );
+        Ok(())
+    }
+
+    /// The size of a new LUKS home: `diskSize`, else 85% of the free space, as homed.
+    fn luks_disk_size(&self, record: &UserRecord) -> u64 {
+        if let Some(size) = record
+            .view(&self.machine)
+            .get("diskSize")
+            .and_then(Value::as_u64)
+        {
+            return size.clamp(DISK_SIZE_MIN, DISK_SIZE_MAX);
+        }
+        let free = nix::sys::statvfs::statvfs(self.paths.home_root.as_str())
+            .map(|st| st.blocks_available() * st.fragment_size())
+            .unwrap_or(0);
+        ((free / 100 * 85) & !4095).clamp(DISK_SIZE_MIN, DISK_SIZE_MAX)
+    }
+
+    /// The worker request fields every LUKS operation carries.
+    fn luks_request(&self, record: &UserRecord, op: &str) -> Value {
+        json!({
+            "op": op,
+            "storage": "luks",
+            "userName": record.user_name(),
+            "imagePath": self.image_path(record),
+            "homeDirectory": self.home_directory(record),
+            "record": record.to_compact_string(),
+            "machineId": self.machine.machine_id,
+        })
+    }
+
+    async fn luks_worker(
+        &self,
+        user: &str,
+        request: Value,
+        secret: Option<&Secret>,
+    ) -> EngineResult<(Map<String, Value>, Option<OwnedFd>)> {
+        crate::worker::run_with(&self.worker_exe, request, secret)
+            .await
+            .map_err(|e| EngineError::from_worker(e.errno, user, e.message))
     }
 
     /// AuthenticateHome.
@@ -1085,11 +1221,26 @@ impl Engine {
     /// has authenticated.
     async fn activate_locked(&self, home: &Home, secret: &Secret) -> Result<(), AuthError> {
         let record = self.record(home);
-        self.check_directory_storage(&record)?;
+        self.check_supported_storage(&record)?;
         let (uid, gid) = self.ids(&record)?;
         let view = record.view(&self.machine);
         let home_dir = self.home_directory(&record);
-        let request = json!({
+        let luks = self.storage(&record) == Storage::Luks;
+        let request = if luks {
+            let mut request = self.luks_request(&record, "activate");
+            request["uid"] = json!(uid);
+            request["gid"] = json!(gid);
+            request["nosuid"] = json!(view.mount_no_suid());
+            request["nodev"] = json!(view.mount_no_devices());
+            request["noexec"] = json!(view.mount_no_execute());
+            let mut dirs = self.paths.key_dirs.clone();
+            if !dirs.contains(&self.paths.record_dir) {
+                dirs.insert(0, self.paths.record_dir.clone());
+            }
+            request["keyDirs"] = json!(dirs);
+            request
+        } else {
+            json!({
             "op": "activate",
             "imagePath": self.image_path(&record),
             "homeDirectory": home_dir,
@@ -1099,9 +1250,21 @@ impl Engine {
             "nodev": view.mount_no_devices(),
             "noexec": view.mount_no_execute(),
             "identity": record.embedded_copy().to_pretty_string(),
-        });
+            })
+        };
         self.set_transient(home, Some("activating"));
-        let reply = self.worker(&home.name, request).await;
+        let reply = if luks {
+            self.luks_worker(&home.name, request, Some(secret))
+                .await
+                .map(|(reply, image_lock)| {
+                    let mut d = lock(&home.data);
+                    d.image_lock = image_lock;
+                    d.locked = false;
+                    reply
+                })
+        } else {
+            self.worker(&home.name, request).await
+        };
         self.set_transient(home, None);
         let reply = reply?;
         let Some(text) = reply.get("identity").and_then(Value::as_str) else {
@@ -1134,12 +1297,7 @@ impl Engine {
         }
         .await;
         if adopted.is_err() {
-            let _ = self
-                .worker(
-                    &home.name,
-                    json!({"op": "deactivate", "homeDirectory": home_dir}),
-                )
-                .await;
+            let _ = self.deactivate_locked(home).await;
         }
         adopted
     }
@@ -1151,7 +1309,7 @@ impl Engine {
         let guard = self.begin(&home).await?;
         let result = async {
             match self.state(&home).as_str() {
-                "active" | "lingering" => {
+                "active" | "lingering" | "locked" => {
                     return Err(AuthError::Now(EngineError::HomeAlreadyActive(format!(
                         "Home {} is already active.",
                         home.name
@@ -1180,18 +1338,32 @@ impl Engine {
     async fn deactivate_locked(&self, home: &Home) -> EngineResult<()> {
         let record = self.record(home);
         let home_dir = self.home_directory(&record);
+        if lock(&home.data).locked {
+            return Err(EngineError::HomeLocked(format!(
+                "Home {} is currently locked.",
+                home.name
+            )));
+        }
         self.set_transient(home, Some("deactivating"));
-        let result = self
-            .worker(
+        let result = if self.storage(&record) == Storage::Luks {
+            self.luks_worker(&home.name, self.luks_request(&record, "deactivate"), None)
+                .await
+                .map(|_| ())
+        } else {
+            self.worker(
                 &home.name,
                 json!({"op": "deactivate", "homeDirectory": home_dir}),
             )
-            .await;
+            .await
+            .map(|_| ())
+        };
         self.set_transient(home, None);
         if result.is_ok() {
-            lock(&home.data).lingering = false;
+            let mut d = lock(&home.data);
+            d.lingering = false;
+            d.image_lock = None;
         }
-        result.map(|_| ())
+        result
     }
 
     /// DeactivateHome (root only).
@@ -1232,11 +1404,60 @@ impl Engine {
                 let d = lock(&home.data);
                 d.please.is_some() && d.dont.is_none()
             };
-            if shall_suspend && self.is_active(&home) {
+            if !shall_suspend || !self.is_active(&home) {
+                continue;
+            }
+            if !self.is_luks(&home) {
                 eprintln!("{}: nothing to lock for directory storage", home.name);
+                continue;
+            }
+            let _guard = self.begin(&home).await?;
+            if lock(&home.data).locked {
+                continue;
+            }
+            if let Err(e) = self.lock_locked(&home).await {
+                eprintln!("{}: locking failed: {e}", home.name);
             }
         }
         Ok(())
+    }
+
+    /// Syncs and suspends a LUKS home; the caller holds the operation lock.
+    async fn lock_locked(&self, home: &Home) -> EngineResult<()> {
+        let record = self.record(home);
+        self.set_transient(home, Some("locking"));
+        let result = self
+            .luks_worker(&home.name, self.luks_request(&record, "lock"), None)
+            .await;
+        self.set_transient(home, None);
+        result?;
+        lock(&home.data).locked = true;
+        eprintln!("{}: home locked", home.name);
+        Ok(())
+    }
+
+    /// Resumes a locked LUKS home with the passwords in `secret`; the caller holds the
+    /// operation lock and has authenticated.
+    async fn unlock_locked(&self, home: &Home, secret: &Secret) -> Result<(), AuthError> {
+        let record = self.record(home);
+        self.set_transient(home, Some("unlocking"));
+        let result = self
+            .luks_worker(
+                &home.name,
+                self.luks_request(&record, "unlock"),
+                Some(secret),
+            )
+            .await;
+        self.set_transient(home, None);
+        match result {
+            Ok(_) => {
+                lock(&home.data).locked = false;
+                eprintln!("{}: home unlocked", home.name);
+                Ok(())
+            }
+            Err(e @ EngineError::BadPassword(_)) => Err(AuthError::Delayed(Delayed(e))),
+            Err(e) => Err(AuthError::Now(e)),
+        }
     }
 
     /// RemoveHome.
@@ -1253,13 +1474,18 @@ impl Engine {
         let record = self.record(&home);
         if std::fs::symlink_metadata(self.image_path(&record)).is_ok() {
             self.set_transient(&home, Some("removing"));
-            let r = self
-                .worker(
+            let r = if self.storage(&record) == Storage::Luks {
+                self.luks_worker(&home.name, self.luks_request(&record, "remove"), None)
+                    .await
+                    .map(|(reply, _)| reply)
+            } else {
+                self.worker(
                     &home.name,
                     json!({"op": "remove", "imagePath": self.image_path(&record),
                            "homeDirectory": self.home_directory(&record)}),
                 )
-                .await;
+                .await
+            };
             self.set_transient(&home, None);
             r?;
         }
@@ -1349,6 +1575,11 @@ impl Engine {
     /// Writes the embedded copy of the host record into the home.
     async fn propagate(&self, home: &Home) -> EngineResult<()> {
         let record = self.record(home);
+        if self.storage(&record) == Storage::Luks {
+            // The header token needs the volume key: the next activation brings the token and
+            // ~/.identity up to the host record (the reconcile only moves copies forward).
+            return Ok(());
+        }
         let (uid, gid) = self.ids(&record)?;
         let image = self.image_path(&record);
         if std::fs::symlink_metadata(&image).is_err() {
@@ -1378,6 +1609,12 @@ impl Engine {
             if !lock(&home.data).signed_locally {
                 return Err(AuthError::Now(EngineError::RecordSigned(format!(
                     "Home {} is signed and cannot be modified locally.",
+                    home.name
+                ))));
+            }
+            if self.is_luks(&home) {
+                return Err(AuthError::Now(EngineError::NotSupported(format!(
+                    "Changing the password of LUKS home {} is not supported by this daemon yet.",
                     home.name
                 ))));
             }
@@ -1503,6 +1740,10 @@ impl Engine {
                 }
                 "active" | "lingering" => {
                     self.authenticate_locked(&home, secret).await?;
+                }
+                "locked" => {
+                    self.authenticate_locked(&home, secret).await?;
+                    self.unlock_locked(&home, secret).await?;
                 }
                 state => {
                     if state == "unfixated" {
@@ -1690,34 +1931,58 @@ impl Engine {
         }
     }
 
-    /// Operations directory storage does not have.
+    /// LockHome (root only): suspends an active LUKS home.
     pub async fn lock_home(&self, caller: Caller, name: &str) -> EngineResult<()> {
         let home = self.find(name, caller)?;
         Self::require_root(caller)?;
+        let _guard = self.begin(&home).await?;
+        if lock(&home.data).locked {
+            return Err(EngineError::HomeLocked(format!(
+                "Home {} is currently locked.",
+                home.name
+            )));
+        }
         if !self.is_active(&home) {
             return Err(EngineError::HomeNotActive(format!(
                 "Home {} is not active.",
                 home.name
             )));
         }
-        Err(EngineError::NotSupported(format!(
-            "Home {} does not support locking.",
-            home.name
-        )))
+        if !self.is_luks(&home) {
+            return Err(EngineError::NotSupported(format!(
+                "Home {} does not support locking.",
+                home.name
+            )));
+        }
+        self.lock_locked(&home).await
     }
 
+    /// UnlockHome: resumes a locked home with the secret.
     pub async fn unlock_home(
         &self,
         caller: Caller,
         name: &str,
-        _secret: &Secret,
+        secret: &Secret,
     ) -> EngineResult<()> {
         let home = self.find(name, caller)?;
         Self::require_root(caller)?;
-        Err(EngineError::HomeNotLocked(format!(
-            "Home {} is not locked.",
-            home.name
-        )))
+        let guard = self.begin(&home).await?;
+        if !lock(&home.data).locked {
+            return Err(EngineError::HomeNotLocked(format!(
+                "Home {} is not locked.",
+                home.name
+            )));
+        }
+        let result = async {
+            self.authenticate_locked(&home, secret).await?;
+            self.unlock_locked(&home, secret).await
+        }
+        .await;
+        drop(guard);
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(report(e).await),
+        }
     }
 
     /// FixateHome (root only).

@@ -1,0 +1,325 @@
+//! The worker's side of `storage: luks` homes (homed-spec §3.1–3.2): create, activate with the
+//! three-way reconcile of host record, header token and `~/.identity`, lock, unlock, deactivate
+//! and remove. Passwords arrive in the request and live only as long as this process.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use homed_shared::luks::home::{self, HomeMountFlags};
+use homed_shared::luks::{FsType, LuksContainer, LuksError, LuksSettings, dm_name};
+use homed_shared::record::Secret;
+use homed_shared::signing::TrustedKeys;
+use homed_shared::storage::{StorageError, directory};
+use homed_shared::{MachineContext, RecordOrigin, UserRecord};
+use secrecy::SecretString;
+use serde_json::{Map, Value, json};
+
+/// Where a LUKS home's file system is mounted before its `/NAME` folder is bound onto the home
+/// directory (one folder per user, so that homes activate side by side).
+const WORK_ROOT: &str = "/run/systemd/user-home-mount";
+
+fn text<'a>(req: &'a Map<String, Value>, key: &str) -> Result<&'a str, StorageError> {
+    req.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| StorageError::new(libc::EINVAL, format!("request lacks {key}")))
+}
+
+fn number(req: &Map<String, Value>, key: &str) -> Result<u32, StorageError> {
+    req.get(key)
+        .and_then(Value::as_u64)
+        .and_then(|v| u32::try_from(v).ok())
+        .ok_or_else(|| StorageError::new(libc::EINVAL, format!("request lacks {key}")))
+}
+
+fn flag(req: &Map<String, Value>, key: &str) -> bool {
+    req.get(key).and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn passwords(req: &Map<String, Value>) -> Result<Vec<SecretString>, StorageError> {
+    let secret = match req.get("secret") {
+        Some(v) => Secret::from_value(v.clone())
+            .map_err(|e| StorageError::new(libc::EINVAL, format!("bad secret: {e}")))?,
+        None => Secret::default(),
+    };
+    if secret.passwords().is_empty() {
+        return Err(StorageError::new(
+            libc::ENOKEY,
+            "a password is needed for a LUKS home",
+        ));
+    }
+    Ok(secret
+        .passwords()
+        .iter()
+        .map(|p| SecretString::from(secrecy::ExposeSecret::expose_secret(p).to_owned()))
+        .collect())
+}
+
+/// The host record the daemon sent, with this machine's binding.
+fn host_record(req: &Map<String, Value>) -> Result<(UserRecord, MachineContext), StorageError> {
+    let record = UserRecord::parse(text(req, "record")?.as_bytes(), RecordOrigin::Host)
+        .map_err(|e| StorageError::new(libc::EINVAL, format!("host record: {e}")))?;
+    let machine = MachineContext::new(text(req, "machineId")?, None);
+    Ok((record, machine))
+}
+
+fn work_dir(user: &str) -> PathBuf {
+    Path::new(WORK_ROOT).join(user)
+}
+
+fn last_change(record: &UserRecord) -> u64 {
+    record
+        .json()
+        .get("lastChangeUSec")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+}
+
+/// `create`: the image, LUKS2 with one keyslot per password, the token, the file system, `/NAME`
+/// and `.identity`.
+pub fn create(req: &Map<String, Value>) -> Result<Value, StorageError> {
+    let (record, machine) = host_record(req)?;
+    let view = record.view(&machine);
+    let user = record.user_name().to_owned();
+    let settings = LuksSettings::from_view(&view);
+    let fs_name = view
+        .get("fileSystemType")
+        .and_then(Value::as_str)
+        .unwrap_or("btrfs");
+    let fs_type = FsType::parse(fs_name).ok_or_else(|| {
+        StorageError::new(
+            libc::EPROTONOSUPPORT,
+            format!("file system {fs_name} is not supported"),
+        )
+    })?;
+    let size = req
+        .get("diskSize")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| StorageError::new(libc::EINVAL, "request lacks diskSize"))?;
+    let passwords = passwords(req)?;
+    let image_path = PathBuf::from(text(req, "imagePath")?);
+    let skeleton = req
+        .get("skeleton")
+        .and_then(Value::as_str)
+        .map(PathBuf::from);
+    home::create(
+        &home::CreateRequest {
+            user_name: &user,
+            image_path: &image_path,
+            settings: &settings,
+            fs_type,
+            size,
+            passwords: &passwords,
+            record: &record,
+            work_dir: &work_dir(&user),
+        },
+        |home_dir| {
+            if let Some(skel) = skeleton.as_deref() {
+                copy_skeleton(skel, home_dir)?;
+            }
+            Ok(())
+        },
+    )
+    .map_err(StorageError::from)?;
+    Ok(json!({}))
+}
+
+/// Copies the skeleton folder's regular files, folders and symlinks into a new home, owned by
+/// the stored owner (the idmap shows them as the user's).
+fn copy_skeleton(from: &Path, to: &Path) -> Result<(), LuksError> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let entries = match std::fs::read_dir(from) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(LuksError::io(format!("listing {}", from.display()), e)),
+    };
+    let owner = |p: &Path| {
+        std::os::unix::fs::lchown(p, Some(home::STORED_UID), Some(home::STORED_UID))
+            .map_err(|e| LuksError::io(format!("setting the owner of {}", p.display()), e))
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| LuksError::io("listing the skeleton", e))?;
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let meta = std::fs::symlink_metadata(&src)
+            .map_err(|e| LuksError::io(format!("reading {}", src.display()), e))?;
+        let io = |e| LuksError::io(format!("copying {}", src.display()), e);
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&src).map_err(io)?;
+            std::os::unix::fs::symlink(target, &dst).map_err(io)?;
+        } else if meta.is_dir() {
+            std::fs::create_dir(&dst).map_err(io)?;
+            copy_skeleton(&src, &dst)?;
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+                .map_err(io)?;
+        } else if meta.is_file() {
+            std::fs::copy(&src, &dst).map_err(io)?;
+        } else {
+            continue;
+        }
+        owner(&dst)?;
+    }
+    Ok(())
+}
+
+/// `activate`: unlock, fsck, mount, idmap; then the three record copies are reconciled: the
+/// host record is written into the token and `.identity` where those are older (never the
+/// other way round), and the newest embedded copy, when newer than the host record, goes back
+/// to the daemon, which checks its signature and the password before adopting it. Returns the
+/// reply and the image lock.
+pub fn activate(req: &Map<String, Value>) -> Result<(Value, File), StorageError> {
+    let (record, machine) = host_record(req)?;
+    let view = record.view(&machine);
+    let user = record.user_name().to_owned();
+    let settings = LuksSettings::from_view(&view);
+    let passwords = passwords(req)?;
+    let image_path = PathBuf::from(text(req, "imagePath")?);
+    let home_directory = text(req, "homeDirectory")?.to_owned();
+    let (uid, gid) = (number(req, "uid")?, number(req, "gid")?);
+    let key_dirs: Vec<PathBuf> = req
+        .get("keyDirs")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    let keys = TrustedKeys::load_from(&key_dirs);
+    let activated = home::activate(&home::ActivateRequest {
+        user_name: &user,
+        image_path: &image_path,
+        home_directory: Path::new(&home_directory),
+        settings: &settings,
+        passwords: &passwords,
+        uid,
+        gid,
+        mount_flags: HomeMountFlags {
+            nosuid: flag(req, "nosuid"),
+            nodev: flag(req, "nodev"),
+            noexec: flag(req, "noexec"),
+        },
+        work_dir: &work_dir(&user),
+        trusted_keys: Some(&keys),
+    })
+    .map_err(StorageError::from)?;
+    let reconciled = reconcile(
+        &user,
+        &record,
+        &activated.header_record,
+        activated.identity.as_deref(),
+        &passwords,
+        &home_directory,
+        (uid, gid),
+    );
+    match reconciled {
+        Ok(reply) => Ok((reply, activated.image_lock)),
+        Err(e) => {
+            let _ = home::deactivate(&user, Path::new(&home_directory), &image_path);
+            Err(e)
+        }
+    }
+}
+
+fn reconcile(
+    user: &str,
+    host: &UserRecord,
+    header: &UserRecord,
+    identity: Option<&[u8]>,
+    passwords: &[SecretString],
+    home_directory: &str,
+    (uid, gid): (u32, u32),
+) -> Result<Value, StorageError> {
+    let host_embedded = host.embedded_copy();
+    let same_user = |r: &UserRecord| r.user_name() == host.user_name() && r.realm() == host.realm();
+    if !same_user(header) {
+        return Err(StorageError::new(
+            libc::EUCLEAN,
+            "the record in the LUKS header belongs to another user",
+        ));
+    }
+    let identity = match identity {
+        None => None,
+        Some(bytes) => {
+            let r = UserRecord::parse(bytes, RecordOrigin::Embedded).map_err(|e| {
+                StorageError::new(
+                    libc::EBADMSG,
+                    format!("the home's .identity is not a valid embedded record: {e}"),
+                )
+            })?;
+            if !same_user(&r) {
+                return Err(StorageError::new(
+                    libc::EUCLEAN,
+                    "the home's .identity belongs to another user",
+                ));
+            }
+            Some(r)
+        }
+    };
+    let host_text = host_embedded.to_compact_string();
+    let stale = |r: &UserRecord| {
+        last_change(r) < last_change(host)
+            || (last_change(r) == last_change(host) && r.to_compact_string() != host_text)
+    };
+    if stale(header) {
+        let name = dm_name(user);
+        let mut container = LuksContainer::active(&name).map_err(StorageError::from)?;
+        let (volume_key, _) = container
+            .volume_key(passwords)
+            .map_err(StorageError::from)?;
+        container
+            .set_token_record(&volume_key, &host_embedded)
+            .map_err(StorageError::from)?;
+    }
+    if identity.as_ref().is_none_or(&stale) {
+        directory::write_identity(home_directory, &host_embedded.to_pretty_string(), uid, gid)?;
+    }
+    let newest = [Some(header), identity.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter(|r| last_change(r) > last_change(host))
+        .max_by_key(|r| last_change(r));
+    Ok(match newest {
+        Some(r) => json!({"identity": r.to_pretty_string()}),
+        None => json!({}),
+    })
+}
+
+pub fn deactivate(req: &Map<String, Value>) -> Result<Value, StorageError> {
+    let home_directory = text(req, "homeDirectory")?;
+    if !homed_shared::storage::is_mount_point(home_directory) {
+        return Err(StorageError::new(
+            libc::ENOEXEC,
+            format!("{home_directory} is not mounted"),
+        ));
+    }
+    home::deactivate(
+        text(req, "userName")?,
+        Path::new(home_directory),
+        Path::new(text(req, "imagePath")?),
+    )
+    .map_err(StorageError::from)?;
+    let _ = std::fs::remove_dir(home_directory);
+    Ok(json!({}))
+}
+
+pub fn lock(req: &Map<String, Value>) -> Result<Value, StorageError> {
+    home::lock(
+        text(req, "userName")?,
+        Path::new(text(req, "homeDirectory")?),
+    )
+    .map_err(StorageError::from)?;
+    Ok(json!({}))
+}
+
+pub fn unlock(req: &Map<String, Value>) -> Result<Value, StorageError> {
+    let passwords = passwords(req)?;
+    home::unlock(text(req, "userName")?, &passwords).map_err(StorageError::from)?;
+    Ok(json!({}))
+}
+
+pub fn remove(req: &Map<String, Value>) -> Result<Value, StorageError> {
+    let image = text(req, "imagePath")?;
+    std::fs::remove_file(image).map_err(|e| StorageError::io(format!("removing {image}"), e))?;
+    Ok(json!({}))
+}
