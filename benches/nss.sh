@@ -169,16 +169,34 @@ row() {
     R[$label,getent]=$(best spawn "$N_SPAWN" getent passwd "$name")
     R[$label,getentmiss]=$(best spawn "$N_SPAWN" getent passwd nosuchuser)
     R[$label,id]=$(best spawn "$N_SPAWN" id "$name")
+    # Instructions of one fresh process, which other work on the machine does not change
+    # (only for sources that do their work inside the process).
+    if [ -n "${count_ir:-}" ]; then
+        R[$label,ir_getent]=$(ir getent passwd "$name")
+        R[$label,ir_getentmiss]=$(ir getent passwd nosuchuser)
+        R[$label,ir_id]=$(ir id "$name")
+    fi
+}
+
+# Instructions executed by one run of a command (valgrind's callgrind), when valgrind is there.
+count_ir=""
+if [ -z "${NSS_BENCH_NO_VALGRIND:-}" ] && command -v valgrind >/dev/null; then count_ir=1; fi
+ir() {
+    # The command's own exit status (2 for a name getent does not find) does not matter here.
+    { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 >/dev/null || true; } |
+        awk '/Collected :/ { print $NF }'
 }
 
 row files "files" fbench 61999 "$N_FAST"
 row published "files homed" hbench "$huid" "$N_FAST"
 row published-alone "homed" hbench "$huid" "$N_FAST"
+ir_on=$count_ir; count_ir=""
 row nss-systemd "files systemd" hbench "$huid" "$N_SLOW"
 row nss-systemd-alone "systemd" hbench "$huid" "$N_SLOW"
 mv /run/homed/nss /run/homed/nss.off
 row varlink "files homed" hbench "$huid" "$N_SLOW"
 mv /run/homed/nss.off /run/homed/nss
+count_ir=$ir_on
 
 us() { awk -v ns="${1%% *}" 'BEGIN { printf "%.2f", ns / 1000 }'; }
 ms() { awk -v ns="${1%% *}" 'BEGIN { printf "%.2f", ns / 1000000 }'; }
@@ -236,6 +254,23 @@ for l in files published published-alone varlink nss-systemd nss-systemd-alone; 
     done
     echo "$line |"
 done
+if [ -n "$count_ir" ]; then
+    kir() { awk -v n="$1" 'BEGIN { printf "%.0f", n / 1000 }'; }
+    echo
+    echo "Instructions per fresh process (thousands, counted by valgrind's callgrind: the same on a"
+    echo "loaded machine; ratio to nss_files in brackets). Only for sources that answer inside the"
+    echo "process: the daemons' work behind varlink and nss-systemd is not counted there."
+    echo
+    echo "| source | \`getent passwd NAME\` | \`getent passwd nosuch\` | \`id NAME\` |"
+    echo "|---|---|---|---|"
+    for l in files published published-alone; do
+        line="| $l"
+        for op in ir_getent ir_getentmiss ir_id; do
+            line+=" | $(kir "${R[$l,$op]}") [$(ratio "${R[$l,$op]}" "${R[files,$op]}")×]"
+        done
+        echo "$line |"
+    done
+fi
 echo
 echo "\"not found!\" marks a lookup that found nothing where the others found the user: with"
 echo "\`group: homed\` alone the \`users\` group of /etc/group is not configured, so initgroups only"
