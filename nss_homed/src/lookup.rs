@@ -269,7 +269,12 @@ pub fn groups_of(user: &str, foreign: impl Fn(&str) -> Option<u32>) -> Answer<Ve
             return Answer::NotFound;
         };
         for group in &u.member_of {
-            if let Some(gid) = p.group(group).map(|g| g.gid).or_else(|| foreign(group)) {
+            // A per-user group has its owner's GID; its members do not matter here.
+            if let Some(gid) = p
+                .user(group)
+                .map(|u| u.passwd.gid)
+                .or_else(|| foreign(group))
+            {
                 gids.push(gid);
             }
         }
