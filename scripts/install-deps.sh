@@ -20,7 +20,7 @@ packages=(
     cryptsetup-bin e2fsprogs btrfs-progs xfsprogs zstd util-linux
     kmod busybox-static cpio debootstrap
     softhsm2 opensc
-    strace bsdutils less
+    strace bsdutils less valgrind
 )
 # qemu's recommends pull in a graphical stack we never use.
 packages_no_recommends=(qemu-system-x86)
