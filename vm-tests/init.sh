@@ -73,6 +73,24 @@ mkfs.ext4 -q -F /run/disk.img
 mkdir -p /vm
 mount -o loop /run/disk.img /vm
 
+# Our daemon driving LUKS homes: homed, homectl, pam_homed (pamtester), nss_homed, dbus-daemon.
+daemon_scenarios() {
+    if sh /daemon.sh setup; then
+        scenario daemon-luks-login sh /daemon.sh login
+        scenario daemon-luks-suspend sh /daemon.sh suspend
+    else
+        echo "VMTEST FAIL daemon-setup"
+    fi
+}
+
+if [ "$stage" = daemon ]; then
+    echo "VMTEST BEGIN daemon, kernel $ver"
+    daemon_scenarios
+    echo "VMTEST END"
+    sync
+    poweroff -f
+fi
+
 echo "VMTEST BEGIN kernel $ver"
 scenario dmcrypt-lifecycle homed-vm-check dmcrypt-lifecycle /vm/dmcrypt
 for fs in ext4 btrfs xfs; do

@@ -3,7 +3,7 @@
 # need), boots it, runs the LUKS scenarios on real dm-crypt, and prints one PASS/FAIL line per
 # scenario. Exit status 0 only when every scenario passed.
 #
-#   vm-tests/vm.sh [kernel|initramfs|debian|run|all|main|powercut|interop]      (default: all)
+#   vm-tests/vm.sh [kernel|initramfs|debian|run|all|main|daemon|powercut|interop]      (default: all)
 #
 # Downloads and the extracted kernel are cached in $HOMED_VM_CACHE (default /var/cache/homed-vm),
 # outside the clone. Needs root (apt-get download, depmod), qemu-system-x86, busybox-static, cpio,
@@ -162,6 +162,33 @@ copy_with_libs() {
     done
 }
 
+# What the daemon scenarios need: our daemon, homectl and modules, dbus-daemon with a minimal
+# system bus configuration and our policy, pamtester, the PAM modules pam.d-examples/login uses.
+daemon_files() {
+    local root=$1 lib=/lib/x86_64-linux-gnu m
+    for m in homed homectl libpam_homed.so libnss_homed.so; do
+        [ -e "$target/$profile/$m" ] || { log "missing $target/$profile/$m (make -C vm-tests build)"; exit 1; }
+    done
+    copy_with_libs "$root" "$target/$profile/homed" /usr/bin/homed
+    copy_with_libs "$root" "$target/$profile/homectl" /usr/bin/homectl
+    copy_with_libs "$root" "$target/$profile/libpam_homed.so" "$lib/security/pam_homed.so"
+    copy_with_libs "$root" "$target/$profile/libnss_homed.so" "$lib/libnss_homed.so.2"
+    for m in homed homectl; do strip "$root/usr/bin/$m" 2>/dev/null || true; done
+    strip "$root$lib/security/pam_homed.so" "$root$lib/libnss_homed.so.2" 2>/dev/null || true
+    copy_with_libs "$root" /usr/bin/pamtester /usr/bin/pamtester
+    copy_with_libs "$root" /usr/bin/getent /usr/bin/getent
+    copy_with_libs "$root" /usr/bin/dbus-daemon /usr/bin/dbus-daemon
+    copy_with_libs "$root" /usr/bin/dbus-send /usr/bin/dbus-send
+    for m in pam_unix pam_deny pam_permit pam_nologin pam_loginuid pam_keyinit pam_exec; do
+        copy_with_libs "$root" "$lib/security/$m.so" "$lib/security/$m.so"
+    done
+    mkdir -p "$root/etc/pam.d" "$root/etc/dbus-1/system.d" "$root/etc/security"
+    cp "$repo"/pam.d-examples/* "$root/etc/pam.d/"
+    cp "$repo/dist/dbus/org.freedesktop.home1.conf" "$root/etc/dbus-1/system.d/"
+    cp "$here/system-bus.conf" "$root/etc/dbus-1/system.conf"
+    cp "$here/daemon.sh" "$root/daemon.sh"
+}
+
 initramfs() {
     local kdir ver moddir root out bin
     kdir=$(kernel)
@@ -191,6 +218,7 @@ initramfs() {
         log "note: no fixtures at $fixtures; the fixture scenario will be skipped"
     fi
     [ -f /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$root/etc/"
+    daemon_files "$root"
     # The dynamic loader, wherever ldd put it.
     mkdir -p "$root/lib64" && cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
 
@@ -347,6 +375,14 @@ run() {
 
 case "${1:-all}" in
     kernel) kernel ;;
+    daemon)
+        kernel_dir=$(kernel)
+        kernel_ver=$(ls "$kernel_dir/lib/modules")
+        initrd=$(initramfs)
+        timeout --kill-after=10 "$timeout_secs" \
+            bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot '$cache/daemon-run.log' daemon" || true
+        show "$cache/daemon-run.log"
+        ;;
     debian) debian_root ;;
     initramfs) initramfs ;;
     run | all) run ;;
@@ -370,5 +406,5 @@ case "${1:-all}" in
         initrd=$(initramfs)
         powercut
         ;;
-    *) echo "usage: $0 [kernel|initramfs|debian|run|all|main|powercut|interop]" >&2; exit 2 ;;
+    *) echo "usage: $0 [kernel|initramfs|debian|run|all|main|daemon|powercut|interop]" >&2; exit 2 ;;
 esac

@@ -1,0 +1,234 @@
+#!/bin/sh
+# The daemon in the guest: our homed on a private system bus, our homectl, pam_homed through
+# pamtester, nss_homed for the user lookups; LUKS homes on real dm-crypt.
+#
+#   daemon.sh setup            start dbus-daemon and homed (once per boot)
+#   daemon.sh login            scenario daemon-luks-login
+#   daemon.sh suspend          scenario daemon-luks-suspend
+#
+# Each scenario prints "  - " lines for what it checked and exits non-zero on the first failure.
+
+USER_PW=Vm-daemon-pw-1
+
+say() { echo "  - $*"; }
+fail() {
+    echo "  - FAILED: $*"
+    if [ -f /run/homed.log ]; then
+        echo "  - homed log (last lines):"
+        tail -n 15 /run/homed.log | sed 's/^/  |   /'
+    fi
+    exit 1
+}
+
+# Polls a shell condition every 0.1 s until it holds or $1 seconds pass.
+wait_for() {
+    limit=$1
+    shift
+    n=0
+    while ! eval "$@" >/dev/null 2>&1; do
+        n=$((n + 1))
+        [ $n -ge $((limit * 10)) ] && return 1
+        sleep 0.1
+    done
+    return 0
+}
+
+state_of() {
+    timeout 20 homectl list 2>/dev/null | awk -v u="$1" '$1 == u { print $4 }'
+}
+
+# The device-mapper devices whose name is home-$1.
+dm_of() {
+    for d in /sys/block/dm-*; do
+        [ -e "$d/dm/name" ] || continue
+        [ "$(cat "$d/dm/name")" = "home-$1" ] && echo "$d"
+    done
+}
+
+# Loop devices whose backing file is the user's image.
+loops_of() {
+    for l in /sys/block/loop*; do
+        [ -e "$l/loop/backing_file" ] || continue
+        grep -q "/$1.home" "$l/loop/backing_file" && echo "$l"
+    done
+}
+
+nothing_left() {
+    [ -z "$(dm_of "$1")" ] && [ -z "$(loops_of "$1")" ] && ! grep -q " /home/$1 " /proc/self/mountinfo
+}
+
+# Mount options of the home directory from mountinfo (per-mount and super block).
+mount_options() {
+    awk -v m="/home/$1" '$5 == m { print $6 }' /proc/self/mountinfo | tail -n 1
+}
+
+setup() {
+    mkdir -p /var && [ -e /var/run ] || ln -s /run /var/run
+    mkdir -p /etc/dbus-1/system.d /run/dbus /var/lib/systemd/home /run/systemd/home /vm/home /home
+    mount --bind /vm/home /home
+    cat > /etc/passwd <<'EOF'
+root:x:0:0:root:/root:/bin/sh
+messagebus:x:100:101::/nonexistent:/bin/false
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+EOF
+    cat > /etc/group <<'EOF'
+root:x:0:
+messagebus:x:101:
+nogroup:x:65534:
+EOF
+    printf 'root:*:19000:0:99999:7:::\n' > /etc/shadow
+    chmod 600 /etc/shadow
+    echo 3b54d2b8a4a04c2f9b1e6a3c5d7e9f01 > /etc/machine-id
+    printf 'passwd: files homed\ngroup: files homed\nshadow: files homed\n' > /etc/nsswitch.conf
+    echo vmguest > /proc/sys/kernel/hostname
+    dbus-daemon --config-file=/etc/dbus-1/system.conf --nofork --nopidfile > /run/dbus.log 2>&1 &
+    wait_for 20 test -S /run/dbus/system_bus_socket || fail "the system bus did not come up"
+    homed > /run/homed.log 2>&1 &
+    wait_for 30 'dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus.GetNameOwner string:org.freedesktop.home1' ||
+        fail "homed did not take org.freedesktop.home1"
+    say "dbus-daemon and homed are up"
+}
+
+# Logs in through pamtester: service $1 (a pam.d-examples stack), user $2, the password on
+# its standard input; authenticate, open_session, close_session. The "-hold" variant of the
+# service appends one session line, pam_exec of /run/hold, which waits until /run/release
+# exists: the session stays open (pam_homed's reference held by pamtester) meanwhile.
+start_session() {
+    rm -f /run/release
+    printf '%s\n' "$3" | pamtester "$1-hold" "$2" authenticate open_session close_session \
+        > /run/pam.out 2>&1 &
+    PAMTESTER=$!
+}
+
+end_session() {
+    touch /run/release
+    wait "$PAMTESTER"
+    rc=$?
+    sed 's/^/  |   pamtester: /' /run/pam.out
+    return $rc
+}
+
+hold_services() {
+    printf '#!/bin/sh\nwhile [ ! -e /run/release ]; do sleep 0.1; done\n' > /run/hold
+    chmod 755 /run/hold
+    for svc in "$@"; do
+        { cat /etc/pam.d/$svc; echo "session optional pam_exec.so quiet type=open_session /run/hold"; } \
+            > /etc/pam.d/$svc-hold
+    done
+}
+
+create_home() {
+    user=$1
+    NEWPASSWORD=$USER_PW timeout 120 homectl create "$user" --storage=luks --fs-type=ext4 \
+        --disk-size=256M --luks-pbkdf-type=pbkdf2 --luks-pbkdf-time-cost=1ms \
+        --enforce-password-policy=no > /run/create.out 2>&1 ||
+        { sed 's/^/  |   /' /run/create.out; fail "homectl create --storage=luks $user"; }
+    [ -f "/home/$user.home" ] || fail "no image /home/$user.home"
+    rec=/var/lib/systemd/home/$user.identity
+    for field in imagePath luksUuid fileSystemUuid partitionUuid luksCipher luksCipherMode \
+        luksVolumeKeySize fileSystemType storage; do
+        grep -q "\"$field\"" "$rec" || fail "the host record's binding lacks $field"
+    done
+    say "homectl create --storage=luks (ext4): image and host record with the LUKS binding"
+}
+
+scenario_login() {
+    user=vmlogin
+    create_home $user
+    [ "$(state_of $user)" = inactive ] || fail "a new home is not inactive: $(state_of $user)"
+    getent passwd $user > /dev/null || fail "getent passwd $user finds nothing (nss_homed)"
+
+    hold_services login
+    # First login: authenticate (activates), open the session, which stays open meanwhile.
+    start_session login $user "$USER_PW"
+    wait_for 120 '[ "$(state_of '$user')" = active ]' || fail "login did not activate the home"
+    [ -n "$(dm_of $user)" ] || fail "no /dev/mapper/home-$user while active"
+    opts=$(mount_options $user)
+    case ",$opts," in *,nosuid,*) ;; *) fail "home mounted without nosuid: $opts" ;; esac
+    case ",$opts," in *,nodev,*) ;; *) fail "home mounted without nodev: $opts" ;; esac
+    say "login through pamtester activated the home; mountinfo shows $opts"
+    uid=$(stat -c %u /home/$user)
+    [ "$uid" = "$(getent passwd $user | cut -d: -f3)" ] || fail "/home/$user is owned by $uid, not the user"
+    echo "written in the first session" > /home/$user/note.txt
+    chown "$uid" /home/$user/note.txt
+    sync
+    grep -q "\"userName\" : \"$user\"" /home/$user/.identity || fail "no ~/.identity in the home"
+    say "the home is the user's ($uid); a file written in it"
+    end_session || fail "pamtester failed"
+
+    # Logout: the last reference closes, the daemon deactivates everything.
+    wait_for 60 nothing_left $user || fail "after logout: dm [$(dm_of $user)] loop [$(loops_of $user)] still there"
+    wait_for 20 '[ "$(state_of '$user')" = inactive ]' || fail "state after logout: $(state_of $user)"
+    say "logout closed everything: no dm device, no loop device, not mounted"
+
+    # Second login finds the file.
+    start_session login $user "$USER_PW"
+    wait_for 120 '[ "$(state_of '$user')" = active ]' || fail "the second login did not activate the home"
+    [ "$(cat /home/$user/note.txt 2>/dev/null)" = "written in the first session" ] ||
+        fail "the second login does not find the file"
+    [ "$(stat -c %u /home/$user/note.txt)" = "$uid" ] || fail "the file is not the user's any more"
+    say "a second login finds the file, owned by the user"
+    end_session || fail "pamtester failed"
+    wait_for 60 nothing_left $user || fail "after the second logout something is left"
+    say "second logout closed everything"
+}
+
+scenario_suspend() {
+    user=vmsusp
+    create_home $user
+    # A login stack whose pam_homed lines ask for suspend=true.
+    for f in common-auth common-account common-session common-password; do
+        sed 's/pam_homed\.so/pam_homed.so suspend=true/' /etc/pam.d/$f > /etc/pam.d/$f-suspend
+    done
+    sed 's/^@include \(common-[a-z]*\)$/@include \1-suspend/' /etc/pam.d/login > /etc/pam.d/login-suspend
+    hold_services login-suspend
+
+    start_session login-suspend $user "$USER_PW"
+    wait_for 120 '[ "$(state_of '$user')" = active ]' || fail "login did not activate the home"
+    # Big and random, so the read really goes to the device.
+    head -c 1048576 /dev/urandom > /home/$user/big
+    sync
+    say "session open with suspend=true, file written"
+
+    dbus-send --system --print-reply --dest=org.freedesktop.home1 /org/freedesktop/home1 \
+        org.freedesktop.home1.Manager.LockAllHomes > /run/lock.out 2>&1 ||
+        { cat /run/lock.out; fail "LockAllHomes failed"; }
+    [ "$(state_of $user)" = locked ] || fail "state after LockAllHomes: $(state_of $user)"
+    dm=$(dm_of $user)
+    [ -n "$dm" ] && [ "$(cat "$dm/dm/suspended")" = 1 ] || fail "dm does not report home-$user suspended"
+    say "LockAllHomes: state locked, dm reports the device suspended"
+
+    echo 3 > /proc/sys/vm/drop_caches
+    homed-vm-check direct-read /home/$user/big > /run/read.out 2>&1 &
+    reader=$!
+    sleep 2
+    kill -0 $reader 2>/dev/null || fail "an O_DIRECT read finished while locked"
+    say "an O_DIRECT read in the home blocks"
+
+    # A wrong password, through another PAM conversation, leaves it locked.
+    echo wrong-password | timeout 60 pamtester login-suspend $user authenticate > /run/wrong.out 2>&1 &&
+        fail "PAM authenticate accepted a wrong password"
+    [ "$(state_of $user)" = locked ] || fail "state after a wrong password: $(state_of $user)"
+    [ "$(cat "$dm/dm/suspended")" = 1 ] || fail "a wrong password resumed the device"
+    kill -0 $reader 2>/dev/null || fail "the read completed after a wrong password"
+    say "PAM authenticate with a wrong password: still locked, the read still waits"
+
+    # The right password, through another PAM conversation, unlocks it.
+    printf '%s\n' "$USER_PW" | timeout 60 pamtester login-suspend $user authenticate > /run/right.out 2>&1 ||
+        { sed 's/^/  |   /' /run/right.out; fail "PAM authenticate with the right password failed"; }
+    wait_for 60 '[ "$(state_of '$user')" = active ]' || fail "the right password did not unlock: $(state_of $user)"
+    [ "$(cat "$dm/dm/suspended")" = 0 ] || fail "dm still reports the device suspended"
+    wait_for 30 '! kill -0 '$reader || fail "the blocked read did not complete after the unlock"
+    wait $reader || fail "the read failed after the unlock"
+    say "PAM authenticate with the right password unlocked it; the blocked read completed"
+    end_session || fail "pamtester failed"
+    wait_for 60 nothing_left $user || fail "after logout something is left"
+    say "logout closed everything"
+}
+
+case $1 in
+setup) setup ;;
+login) scenario_login ;;
+suspend) scenario_suspend ;;
+*) echo "usage: $0 setup|login|suspend" >&2; exit 2 ;;
+esac
