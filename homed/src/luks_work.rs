@@ -14,26 +14,11 @@ use homed_shared::{MachineContext, RecordOrigin, UserRecord};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
+use crate::worker::{b as flag, s as text, u as number};
+
 /// Where a LUKS home's file system is mounted before its `/NAME` folder is bound onto the home
 /// directory (one folder per user, so that homes activate side by side).
 const WORK_ROOT: &str = "/run/systemd/user-home-mount";
-
-fn text<'a>(req: &'a Map<String, Value>, key: &str) -> Result<&'a str, StorageError> {
-    req.get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| StorageError::new(libc::EINVAL, format!("request lacks {key}")))
-}
-
-fn number(req: &Map<String, Value>, key: &str) -> Result<u32, StorageError> {
-    req.get(key)
-        .and_then(Value::as_u64)
-        .and_then(|v| u32::try_from(v).ok())
-        .ok_or_else(|| StorageError::new(libc::EINVAL, format!("request lacks {key}")))
-}
-
-fn flag(req: &Map<String, Value>, key: &str) -> bool {
-    req.get(key).and_then(Value::as_bool).unwrap_or(false)
-}
 
 fn passwords(req: &Map<String, Value>) -> Result<Vec<SecretString>, StorageError> {
     let secret = match req.get("secret") {

@@ -142,20 +142,20 @@ fn send_fd(fd: BorrowedFd<'_>) -> Result<(), StorageError> {
     .map_err(|e| StorageError::io("passing the image lock to the daemon", e.into()))
 }
 
-fn s<'a>(req: &'a Map<String, Value>, key: &str) -> Result<&'a str, StorageError> {
+pub(crate) fn s<'a>(req: &'a Map<String, Value>, key: &str) -> Result<&'a str, StorageError> {
     req.get(key)
         .and_then(Value::as_str)
         .ok_or_else(|| StorageError::new(libc::EINVAL, format!("request lacks {key}")))
 }
 
-fn u(req: &Map<String, Value>, key: &str) -> Result<u32, StorageError> {
+pub(crate) fn u(req: &Map<String, Value>, key: &str) -> Result<u32, StorageError> {
     req.get(key)
         .and_then(Value::as_u64)
         .and_then(|v| u32::try_from(v).ok())
         .ok_or_else(|| StorageError::new(libc::EINVAL, format!("request lacks {key}")))
 }
 
-fn b(req: &Map<String, Value>, key: &str) -> bool {
+pub(crate) fn b(req: &Map<String, Value>, key: &str) -> bool {
     req.get(key).and_then(Value::as_bool).unwrap_or(false)
 }
 
