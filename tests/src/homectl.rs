@@ -4,25 +4,45 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::world::{WorldRun, run_in_world};
+use crate::homed::our_homed;
+use crate::world::{WorldRun, repo_root, run_in_world};
 
 /// The home daemon a test world starts. Every homectl test runs once per variant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HomeDaemon {
     /// The real systemd-homed 252 (`/lib/systemd/systemd-homed`).
     SystemdHomed,
+    /// Our `homed`, under the bus policy we ship and nothing else.
+    Ours,
 }
 
 impl HomeDaemon {
     /// The daemons the tests run against.
     pub fn all() -> Vec<HomeDaemon> {
-        vec![HomeDaemon::SystemdHomed]
+        vec![HomeDaemon::SystemdHomed, HomeDaemon::Ours]
+    }
+
+    /// The bus policy options: ours runs under the policy file we ship (`dist/dbus`, whose
+    /// `.conf` is the only policy dbus-daemon reads from there).
+    fn policy_options(self) -> Vec<String> {
+        match self {
+            HomeDaemon::SystemdHomed => Vec::new(),
+            HomeDaemon::Ours => vec![
+                "--dbus-policy".into(),
+                repo_root().join("dist/dbus").display().to_string(),
+            ],
+        }
     }
 
     /// The `world.sh` options that start this daemon.
     pub fn world_options(self) -> Vec<String> {
         match self {
             HomeDaemon::SystemdHomed => vec!["--homed-reference".into()],
+            HomeDaemon::Ours => {
+                let mut options = vec!["--homed".into(), our_homed().display().to_string()];
+                options.extend(self.policy_options());
+                options
+            }
         }
     }
 
@@ -30,6 +50,7 @@ impl HomeDaemon {
     pub fn binary(self) -> PathBuf {
         match self {
             HomeDaemon::SystemdHomed => PathBuf::from("/lib/systemd/systemd-homed"),
+            HomeDaemon::Ours => our_homed(),
         }
     }
 
@@ -55,14 +76,16 @@ impl HomeDaemon {
             .permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
         std::fs::set_permissions(&wrapper, perms).unwrap_or_else(|e| panic!("chmod: {e}"));
-        vec![
+        let mut options = vec![
             "--homed".into(),
             wrapper.display().to_string(),
             "--keys".into(),
             keys.display().to_string(),
             "--machine-id".into(),
             machine_id.trim().to_owned(),
-        ]
+        ];
+        options.extend(self.policy_options());
+        options
     }
 }
 

@@ -1,7 +1,7 @@
-//! Our `homectl` against the real systemd-homed 252, side by side with systemd's own homectl
-//! (issue 4, the CLI half): the same verbs succeed or fail the same way, `inspect` prints the
-//! same lines, and `create` sends the same record. Every test runs once per daemon in
-//! `HomeDaemon::all()`.
+//! Our `homectl` against the real systemd-homed 252 and against our homed, side by side with
+//! systemd's own homectl (issue 4, the CLI half): the same verbs succeed or fail the same way,
+//! `inspect` prints the same lines, and `create` sends the same record. Every test runs once
+//! per daemon in `HomeDaemon::all()`.
 
 use homed_shared::password::verify_password;
 use homed_tests::homectl::{
