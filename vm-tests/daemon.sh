@@ -5,6 +5,7 @@
 #   daemon.sh setup            start dbus-daemon and homed (once per boot)
 #   daemon.sh login            scenario daemon-luks-login
 #   daemon.sh suspend          scenario daemon-luks-suspend
+#   daemon.sh sleep            scenario daemon-luks-sleep (restarts homed with --sleep=inhibitor)
 #
 # Each scenario prints "  - " lines for what it checked and exits non-zero on the first failure.
 
@@ -117,6 +118,15 @@ hold_services() {
     done
 }
 
+# A login stack whose pam_homed lines ask for suspend=true (login-suspend, login-suspend-hold).
+suspend_stack() {
+    for f in common-auth common-account common-session common-password; do
+        sed 's/pam_homed\.so/pam_homed.so suspend=true/' /etc/pam.d/$f > /etc/pam.d/$f-suspend
+    done
+    sed 's/^@include \(common-[a-z]*\)$/@include \1-suspend/' /etc/pam.d/login > /etc/pam.d/login-suspend
+    hold_services login-suspend
+}
+
 create_home() {
     user=$1
     NEWPASSWORD=$USER_PW timeout 120 homectl create "$user" --storage=luks --fs-type=ext4 \
@@ -176,12 +186,7 @@ scenario_login() {
 scenario_suspend() {
     user=vmsusp
     create_home $user
-    # A login stack whose pam_homed lines ask for suspend=true.
-    for f in common-auth common-account common-session common-password; do
-        sed 's/pam_homed\.so/pam_homed.so suspend=true/' /etc/pam.d/$f > /etc/pam.d/$f-suspend
-    done
-    sed 's/^@include \(common-[a-z]*\)$/@include \1-suspend/' /etc/pam.d/login > /etc/pam.d/login-suspend
-    hold_services login-suspend
+    suspend_stack
 
     start_session login-suspend $user "$USER_PW"
     wait_for 120 '[ "$(state_of '$user')" = active ]' || fail "login did not activate the home"
@@ -226,9 +231,47 @@ scenario_suspend() {
     say "logout closed everything"
 }
 
+login1() {
+    dbus-send --system --print-reply --dest=org.freedesktop.login1 /org/freedesktop/login1 \
+        org.freedesktop.login1.StandIn.Sleep "boolean:$1" > /dev/null
+}
+
+# homed --sleep=inhibitor next to a login1 stand-in: PrepareForSleep(true) locks the home.
+scenario_sleep() {
+    user=vmsleep
+    pid=$(pidof homed)
+    [ -n "$pid" ] && kill $pid
+    wait_for 20 '[ -z "$(pidof homed)" ]' || fail "homed did not stop"
+    login1_stand_in > /run/stand-in.log 2>&1 &
+    wait_for 20 grep -q READY /run/stand-in.log || fail "the login1 stand-in did not start"
+    homed --sleep=inhibitor >> /run/homed.log 2>&1 &
+    wait_for 30 grep -q INHIBIT /run/stand-in.log || fail "homed took no delay inhibitor"
+    say "homed --sleep=inhibitor holds a delay inhibitor on the login1 stand-in"
+    create_home $user
+    suspend_stack
+    start_session login-suspend $user "$USER_PW"
+    wait_for 120 '[ "$(state_of '$user')" = active ]' || fail "login did not activate the home"
+    login1 true || fail "the stand-in did not emit PrepareForSleep"
+    wait_for 30 grep -q RELEASED /run/stand-in.log || fail "homed did not release its inhibitor"
+    [ "$(state_of $user)" = locked ] || fail "state after PrepareForSleep(true): $(state_of $user)"
+    dm=$(dm_of $user)
+    [ -n "$dm" ] && [ "$(cat "$dm/dm/suspended")" = 1 ] || fail "dm does not report home-$user suspended"
+    say "PrepareForSleep(true): state locked, dm reports the device suspended, inhibitor released"
+    login1 false || fail "the stand-in did not emit PrepareForSleep(false)"
+    wait_for 30 '[ "$(grep -c INHIBIT /run/stand-in.log)" -ge 2 ]' || fail "no new inhibitor after resume"
+    printf '%s\n' "$USER_PW" | timeout 60 pamtester login-suspend $user authenticate > /run/right.out 2>&1 ||
+        { sed 's/^/  |   /' /run/right.out; fail "PAM authenticate with the right password failed"; }
+    [ "$(state_of $user)" = active ] || fail "state after the unlock: $(state_of $user)"
+    say "after resume: a new inhibitor; PAM authenticate unlocked the home"
+    end_session || fail "pamtester failed"
+    wait_for 60 nothing_left $user || fail "after logout something is left"
+    say "logout closed everything"
+}
+
 case $1 in
 setup) setup ;;
 login) scenario_login ;;
 suspend) scenario_suspend ;;
+sleep) scenario_sleep ;;
 *) echo "usage: $0 setup|login|suspend" >&2; exit 2 ;;
 esac

@@ -166,14 +166,15 @@ copy_with_libs() {
 # system bus configuration and our policy, pamtester, the PAM modules pam.d-examples/login uses.
 daemon_files() {
     local root=$1 lib=/lib/x86_64-linux-gnu m
-    for m in homed homectl libpam_homed.so libnss_homed.so; do
+    for m in homed homectl libpam_homed.so libnss_homed.so examples/login1_stand_in; do
         [ -e "$target/$profile/$m" ] || { log "missing $target/$profile/$m (make -C vm-tests build)"; exit 1; }
     done
     copy_with_libs "$root" "$target/$profile/homed" /usr/bin/homed
     copy_with_libs "$root" "$target/$profile/homectl" /usr/bin/homectl
+    copy_with_libs "$root" "$target/$profile/examples/login1_stand_in" /usr/bin/login1_stand_in
     copy_with_libs "$root" "$target/$profile/libpam_homed.so" "$lib/security/pam_homed.so"
     copy_with_libs "$root" "$target/$profile/libnss_homed.so" "$lib/libnss_homed.so.2"
-    for m in homed homectl; do strip "$root/usr/bin/$m" 2>/dev/null || true; done
+    for m in homed homectl login1_stand_in; do strip "$root/usr/bin/$m" 2>/dev/null || true; done
     strip "$root$lib/security/pam_homed.so" "$root$lib/libnss_homed.so.2" 2>/dev/null || true
     copy_with_libs "$root" /usr/bin/pamtester /usr/bin/pamtester
     copy_with_libs "$root" /usr/bin/getent /usr/bin/getent
@@ -186,6 +187,7 @@ daemon_files() {
     cp "$repo"/pam.d-examples/* "$root/etc/pam.d/"
     cp "$repo/dist/dbus/org.freedesktop.home1.conf" "$root/etc/dbus-1/system.d/"
     cp "$here/system-bus.conf" "$root/etc/dbus-1/system.conf"
+    cp "$here/login1-stand-in.conf" "$root/etc/dbus-1/system.d/"
     cp "$here/daemon.sh" "$root/daemon.sh"
 }
 

@@ -11,6 +11,7 @@
 //!     homed-vm-check powercut-write DISK MOUNTPOINT   (never returns: the host kills qemu)
 //!     homed-vm-check powercut-verify DISK MOUNTPOINT
 //!     homed-vm-check direct-read FILE      (helper: one O_DIRECT read, prints the bytes)
+//!     homed-vm-check search-memory PID     (helper: is $SEARCH_SECRET in that process's memory?)
 
 #![forbid(unsafe_code)]
 
@@ -706,9 +707,15 @@ impl Masked {
 
 /// Which of `secrets` occur anywhere in this process's writable memory.
 fn search_own_memory(secrets: &[(&str, &Masked)]) -> Result<Vec<String>, Box<dyn Error>> {
+    search_memory("self", secrets)
+}
+
+/// Which of `secrets` occur anywhere in the writable memory of process `pid` (what a core dump
+/// of it would hold).
+fn search_memory(pid: &str, secrets: &[(&str, &Masked)]) -> Result<Vec<String>, Box<dyn Error>> {
     use std::io::{Seek, SeekFrom};
-    let maps = fs::read_to_string("/proc/self/maps")?;
-    let mut mem = File::open("/proc/self/mem")?;
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps"))?;
+    let mut mem = File::open(format!("/proc/{pid}/mem"))?;
     let mut found = Vec::new();
     let mut buf = vec![0u8; MIB as usize + 64];
     for line in maps.lines() {
@@ -744,6 +751,24 @@ fn search_own_memory(secrets: &[(&str, &Masked)]) -> Result<Vec<String>, Box<dyn
     }
     buf.fill(0);
     Ok(found)
+}
+
+/// Fails when the secret in `$SEARCH_SECRET` occurs in the writable memory of process `pid`.
+/// The variable is removed from this process's environment first; the search keeps only a
+/// masked copy.
+fn search_process(pid: &str) -> Outcome {
+    let plain = std::env::var("SEARCH_SECRET").map_err(|_| fail("SEARCH_SECRET is not set"))?;
+    let masked = Masked::new(plain.as_bytes())?;
+    drop(plain);
+    let found = search_memory(pid, &[("the password", &masked)])?;
+    if found.is_empty() {
+        step(&format!(
+            "process {pid}: the password is nowhere in its writable memory"
+        ));
+        Ok(())
+    } else {
+        Err(fail(format!("process {pid} holds {}", found.join(", "))))
+    }
 }
 
 /// After a lock, neither the password nor the volume key is left in the memory of the process
@@ -1072,6 +1097,10 @@ fn main() {
         Some("interop-create") => match (args.get(2), args.get(3)) {
             (Some(disk), Some(mnt)) => interop_create(Path::new(disk), Path::new(mnt)),
             _ => Err(fail("interop-create needs a disk and a folder")),
+        },
+        Some("search-memory") => match args.get(2) {
+            Some(pid) => search_process(pid),
+            None => Err(fail("search-memory needs a process ID")),
         },
         Some("direct-read") => match args.get(2) {
             Some(file) => direct_read(Path::new(file)),
