@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::homed::our_homed;
-use crate::world::{WorldRun, repo_root, run_in_world};
+use crate::world::{WorldRun, repo_root, run_in_world, workspace_binary};
 
 /// The home daemon a test world starts. Every homectl test runs once per variant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,22 +94,7 @@ pub const SYSTEMD_HOMECTL: &str = "/usr/bin/homectl";
 
 /// Our `homectl` binary: `$HOMECTL_UNDER_TEST`, else the one cargo built next to this test.
 pub fn our_homectl() -> PathBuf {
-    if let Some(p) = std::env::var_os("HOMECTL_UNDER_TEST") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("no current exe: {e}"));
-    // target/<profile>/deps/<test binary> → target/<profile>/homectl
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or_else(|| panic!("unexpected test binary location {}", exe.display()));
-    let bin = profile_dir.join("homectl");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first (cargo test --workspace does, or cargo build -p homectl)",
-        bin.display()
-    );
-    bin
+    workspace_binary("HOMECTL_UNDER_TEST", "homectl")
 }
 
 /// What one step printed.

@@ -1,27 +1,13 @@
 //! Helpers for the daemon tests: our `homed` binary, the bus policy it ships with, and worlds
 //! that run it (or systemd-homed, or one after the other).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::world::{WorldRun, repo_root, run_in_world};
+use crate::world::{WorldRun, repo_root, run_in_world, workspace_binary};
 
 /// Our daemon: `$HOMED_UNDER_TEST`, else the one cargo built next to this test.
 pub fn our_homed() -> PathBuf {
-    if let Some(p) = std::env::var_os("HOMED_UNDER_TEST") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("no current exe: {e}"));
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or_else(|| panic!("unexpected test binary location {}", exe.display()));
-    let bin = profile_dir.join("homed");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first (cargo test --workspace does, or cargo build -p homed)",
-        bin.display()
-    );
-    bin
+    workspace_binary("HOMED_UNDER_TEST", "homed")
 }
 
 /// A folder holding only the bus policy we ship (dist/dbus/org.freedesktop.home1.conf), for
@@ -113,4 +99,12 @@ pub fn value_of<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines()
         .rev()
         .find_map(|l| l.strip_prefix(prefix.as_str()))
+}
+
+/// Runs `script` with `$START` replaced by `start` (`start_ours` or `start_reference`) in a world
+/// without a daemon of its own, and returns what it printed; panics if it failed.
+pub fn run_started(script: &str, start: &str) -> String {
+    let run = run_homed_world(false, &script.replace("$START", start), 180);
+    run.assert_success();
+    run.stdout
 }

@@ -64,3 +64,24 @@ pub fn run_in_world(options: &[&str], script: &str, timeout_secs: u32) -> WorldR
         .unwrap_or_else(|e| panic!("cannot run world.sh: {e}"));
     WorldRun::from(output)
 }
+
+/// A binary of this workspace: `$override_var` if set, else `name` in the cargo profile folder
+/// of the running test (`target/<profile>/deps/<test>` → `target/<profile>/<name>`), which
+/// `make test` builds before it runs the tests.
+pub fn workspace_binary(override_var: &str, name: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(override_var) {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("no current exe: {e}"));
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| panic!("unexpected test binary location {}", exe.display()));
+    let bin = profile_dir.join(name);
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first (make test does, or cargo build --workspace)",
+        bin.display()
+    );
+    bin
+}

@@ -3,7 +3,7 @@
 //! ChangePasswordHome are open to the home's own user; AcquireHome and the queries to anyone
 //! (the secret is the authentication). The same calls go to systemd-homed, which must agree.
 
-use homed_tests::homed::{run_homed_world, tagged};
+use homed_tests::homed::{run_started, tagged};
 
 const SCRIPT: &str = r#"
 $START || exit 1
@@ -44,9 +44,7 @@ exit 0
 "#;
 
 fn run(start: &str) -> String {
-    let run = run_homed_world(false, &SCRIPT.replace("$START", start), 180);
-    run.assert_success();
-    run.stdout
+    run_started(SCRIPT, start)
 }
 
 #[test]

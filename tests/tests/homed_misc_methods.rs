@@ -4,7 +4,7 @@
 //! object's own Authenticate, CreateHome whose secret does not open its hash or that has no hash,
 //! and the same calls on an unknown user.
 
-use homed_tests::homed::{run_homed_world, tagged};
+use homed_tests::homed::{run_started, tagged};
 
 const SCRIPT: &str = r#"
 $START || exit 1
@@ -43,9 +43,7 @@ exit 0
 "#;
 
 fn run(start: &str) -> String {
-    let run = run_homed_world(false, &SCRIPT.replace("$START", start), 180);
-    run.assert_success();
-    run.stdout
+    run_started(SCRIPT, start)
 }
 
 #[test]

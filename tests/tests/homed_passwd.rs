@@ -2,7 +2,7 @@
 //! checked, the new password replaces the old one in the host record and in the home's own
 //! `.identity`, and an empty new secret only re-propagates the record.
 
-use homed_tests::homed::{run_homed_world, tagged};
+use homed_tests::homed::{run_started, tagged};
 
 const SCRIPT: &str = r#"
 $START || exit 1
@@ -26,9 +26,7 @@ exit 0
 "#;
 
 fn run(start: &str) -> String {
-    let run = run_homed_world(false, &SCRIPT.replace("$START", start), 180);
-    run.assert_success();
-    run.stdout
+    run_started(SCRIPT, start)
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! passes; a wrong password costs 3 s; the counters show in `homectl inspect` and survive a
 //! restart of the daemon. The same script runs against systemd-homed, which must agree.
 
-use homed_tests::homed::{run_homed_world, tagged};
+use homed_tests::homed::{run_started, tagged};
 
 const SCRIPT: &str = r#"
 $START || exit 1
@@ -29,9 +29,7 @@ exit 0
 "#;
 
 fn run(start: &str) -> String {
-    let run = run_homed_world(false, &SCRIPT.replace("$START", start), 180);
-    run.assert_success();
-    run.stdout
+    run_started(SCRIPT, start)
 }
 
 #[test]
