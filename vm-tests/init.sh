@@ -78,7 +78,7 @@ daemon_scenarios() {
     if sh /daemon.sh setup; then
         scenario daemon-luks-login sh /daemon.sh login
         scenario daemon-luks-suspend sh /daemon.sh suspend
-        [ "$stage" = daemon ] && scenario daemon-luks-sleep sh /daemon.sh sleep
+        scenario daemon-luks-sleep sh /daemon.sh sleep
     else
         echo "VMTEST FAIL daemon-setup"
     fi
