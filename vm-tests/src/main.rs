@@ -741,8 +741,13 @@ fn search_memory(pid: &str, secrets: &[(&str, &Masked)]) -> Result<Vec<String>, 
                 break;
             };
             for (name, secret) in secrets {
-                if secret.found_in(&buf[..n]) && !found.contains(&name.to_string()) {
-                    found.push(name.to_string());
+                if secret.found_in(&buf[..n]) {
+                    if !found.contains(&name.to_string()) {
+                        found.push(name.to_string());
+                    }
+                    if pid != "self" {
+                        println!("  |   {name} in {line}");
+                    }
                 }
             }
             // Overlap the chunks so a secret across a boundary is not missed.
