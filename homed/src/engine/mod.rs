@@ -194,12 +194,13 @@ impl From<EngineError> for AuthError {
 }
 
 /// Turns an authentication failure into the error to report, after the delay when one is due.
-async fn report(e: AuthError) -> EngineError {
-    match e {
-        AuthError::Now(e) => e,
-        AuthError::Delayed(Delayed(e)) => {
+async fn reported<T>(result: Result<T, AuthError>) -> EngineResult<T> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(AuthError::Now(e)) => Err(e),
+        Err(AuthError::Delayed(Delayed(e))) => {
             tokio::time::sleep(BAD_PASSWORD_DELAY).await;
-            e
+            Err(e)
         }
     }
 }
@@ -1025,9 +1026,7 @@ impl Engine {
                 "Failed to execute operation: Invalid argument".into(),
             ));
         }
-        if let Err(e) = Self::verify(&record, &self.machine, &secret, &name).await {
-            return Err(report(e).await);
-        }
+        reported(Self::verify(&record, &self.machine, &secret, &name).await).await?;
         let signed_locally = self.sign_or_check(&mut record)?;
         let (uid, gid) = self.ids(&record)?;
         if self.storage(&record) == Storage::Luks {
@@ -1211,10 +1210,7 @@ impl Engine {
         let guard = self.begin(&home).await?;
         let result = self.authenticate_locked(&home, secret).await;
         drop(guard);
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) => Err(report(e).await),
-        }
+        reported(result).await
     }
 
     /// Mounts the home and reconciles its `.identity`; the caller holds the operation lock and
@@ -1329,10 +1325,7 @@ impl Engine {
         }
         .await;
         drop(guard);
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) => Err(report(e).await),
-        }
+        reported(result).await
     }
 
     async fn deactivate_locked(&self, home: &Home) -> EngineResult<()> {
@@ -1652,10 +1645,7 @@ impl Engine {
         }
         .await;
         drop(guard);
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) => Err(report(e).await),
-        }
+        reported(result).await
     }
 
     /// UpdateHome: a newer record for an existing home; v252 asks for the secret too.
@@ -1714,10 +1704,7 @@ impl Engine {
         }
         .await;
         drop(guard);
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) => Err(report(e).await),
-        }
+        reported(result).await
     }
 
     /// AcquireHome: authenticates (activating the home if needed) and returns a reference.
@@ -1758,10 +1745,7 @@ impl Engine {
         }
         .await;
         drop(guard);
-        match result {
-            Ok(fd) => Ok(fd),
-            Err(e) => Err(report(e).await),
-        }
+        reported(result).await
     }
 
     /// RefHome: a reference to an active home (root only).
@@ -1979,10 +1963,7 @@ impl Engine {
         }
         .await;
         drop(guard);
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) => Err(report(e).await),
-        }
+        reported(result).await
     }
 
     /// FixateHome (root only).
@@ -2001,10 +1982,7 @@ impl Engine {
         }
         .await;
         drop(guard);
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) => Err(report(e).await),
-        }
+        reported(result).await
     }
 
     pub async fn resize(
