@@ -108,3 +108,12 @@ pub fn run_started(script: &str, start: &str) -> String {
     run.assert_success();
     run.stdout
 }
+
+/// The lines of `text` that start with any of `prefixes`, whole: the facts two daemons' runs of
+/// one script must agree on.
+pub fn lines_starting_with(text: &str, prefixes: &[&str]) -> Vec<String> {
+    text.lines()
+        .filter(|l| prefixes.iter().any(|p| l.starts_with(p)))
+        .map(str::to_owned)
+        .collect()
+}

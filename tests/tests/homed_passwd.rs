@@ -2,7 +2,7 @@
 //! checked, the new password replaces the old one in the host record and in the home's own
 //! `.identity`, and an empty new secret only re-propagates the record.
 
-use homed_tests::homed::{run_started, tagged};
+use homed_tests::homed::{lines_starting_with, run_started, tagged};
 
 const SCRIPT: &str = r#"
 $START || exit 1
@@ -33,16 +33,8 @@ fn run(start: &str) -> String {
 fn change_password_answers_as_systemd_homed() {
     let ours = run("start_ours");
     let theirs = run("start_reference");
-    let facts = |out: &str| -> Vec<String> {
-        out.lines()
-            .filter(|l| {
-                ["CALL ", "EMBEDDED ", "PASSWORDS ", "LOCALSIG "]
-                    .iter()
-                    .any(|p| l.starts_with(p))
-            })
-            .map(str::to_owned)
-            .collect()
-    };
+    let facts =
+        |out: &str| lines_starting_with(out, &["CALL ", "EMBEDDED ", "PASSWORDS ", "LOCALSIG "]);
     eprintln!("{}", facts(&ours).join("\n"));
     assert_eq!(
         facts(&ours),

@@ -3,7 +3,7 @@
 //! passes; a wrong password costs 3 s; the counters show in `homectl inspect` and survive a
 //! restart of the daemon. The same script runs against systemd-homed, which must agree.
 
-use homed_tests::homed::{run_started, tagged};
+use homed_tests::homed::{lines_starting_with, run_started, tagged};
 
 const SCRIPT: &str = r#"
 $START || exit 1
@@ -36,16 +36,7 @@ fn run(start: &str) -> String {
 fn rate_limit_holds_across_restarts_as_in_systemd_homed() {
     let ours = run("start_ours");
     let theirs = run("start_reference");
-    let facts = |out: &str| -> Vec<String> {
-        out.lines()
-            .filter(|l| {
-                ["AUTH ", "BEFORE ", "AFTER "]
-                    .iter()
-                    .any(|p| l.starts_with(p))
-            })
-            .map(str::to_owned)
-            .collect()
-    };
+    let facts = |out: &str| lines_starting_with(out, &["AUTH ", "BEFORE ", "AFTER "]);
     assert_eq!(
         facts(&ours),
         facts(&theirs),

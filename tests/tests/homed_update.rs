@@ -2,7 +2,7 @@
 //! downgrade, an equal timestamp with other content a mismatch, binding or status refused, the
 //! secret checked (v252 asks for it), a newer unsigned record accepted and re-signed.
 
-use homed_tests::homed::{run_homed_world, tagged};
+use homed_tests::homed::{lines_starting_with, run_started, tagged};
 
 const VARIANTS: &str = r#"
 import json, sys
@@ -40,28 +40,14 @@ exit 0
 "#;
 
 fn run(start: &str) -> String {
-    let script = SCRIPT
-        .replace("$START", start)
-        .replace("@VARIANTS@", VARIANTS);
-    let run = run_homed_world(false, &script, 180);
-    run.assert_success();
-    run.stdout
+    run_started(&SCRIPT.replace("@VARIANTS@", VARIANTS), start)
 }
 
 #[test]
 fn update_home_answers_as_systemd_homed() {
     let ours = run("start_ours");
     let theirs = run("start_reference");
-    let facts = |out: &str| -> Vec<String> {
-        out.lines()
-            .filter(|l| {
-                ["UPDATE ", "REALNAME ", "LOCALSIG "]
-                    .iter()
-                    .any(|p| l.starts_with(p))
-            })
-            .map(str::to_owned)
-            .collect()
-    };
+    let facts = |out: &str| lines_starting_with(out, &["UPDATE ", "REALNAME ", "LOCALSIG "]);
     assert_eq!(
         facts(&ours),
         facts(&theirs),
