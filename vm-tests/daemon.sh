@@ -268,10 +268,20 @@ scenario_sleep() {
     say "logout closed everything"
 }
 
+# More scenarios live in daemon-<topic>.sh files beside this one; each defines scenario_<name>
+# functions and may use everything above.
+for more in "$(dirname "$0")"/daemon-*.sh; do
+    [ -f "$more" ] && . "$more"
+done
+
 case $1 in
 setup) setup ;;
-login) scenario_login ;;
-suspend) scenario_suspend ;;
-sleep) scenario_sleep ;;
-*) echo "usage: $0 setup|login|suspend" >&2; exit 2 ;;
+*)
+    if [ -n "$1" ] && command -v "scenario_$1" > /dev/null 2>&1; then
+        "scenario_$1"
+    else
+        echo "usage: $0 setup|SCENARIO (login, suspend, sleep, or one from daemon-*.sh)" >&2
+        exit 2
+    fi
+    ;;
 esac

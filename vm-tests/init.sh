@@ -29,8 +29,12 @@ scenario() {
 }
 
 stage=main
+only=
 for word in $(cat /proc/cmdline); do
-    case $word in homed_vmtest=*) stage=${word#homed_vmtest=} ;; esac
+    case $word in
+    homed_vmtest=*) stage=${word#homed_vmtest=} ;;
+    homed_only=*) only=${word#homed_only=} ;;
+    esac
 done
 
 case $stage in
@@ -74,11 +78,21 @@ mkdir -p /vm
 mount -o loop /run/disk.img /vm
 
 # Our daemon driving LUKS homes: homed, homectl, pam_homed (pamtester), nss_homed, dbus-daemon.
+# Each entry: the scenario's name, then daemon.sh's name for it. homed_only=a,b on the kernel
+# command line (vm.sh daemon a b) runs only those.
+daemon_scenario_list="
+daemon-luks-login login
+daemon-luks-suspend suspend
+daemon-luks-sleep sleep
+"
+
 daemon_scenarios() {
     if sh /daemon.sh setup; then
-        scenario daemon-luks-login sh /daemon.sh login
-        scenario daemon-luks-suspend sh /daemon.sh suspend
-        scenario daemon-luks-sleep sh /daemon.sh sleep
+        echo "$daemon_scenario_list" | while read -r name arg; do
+            [ -n "$name" ] || continue
+            case ",$only," in ,,) ;; *",$arg,"* | *",$name,"*) ;; *) continue ;; esac
+            scenario "$name" sh /daemon.sh "$arg" < /dev/null
+        done
     else
         echo "VMTEST FAIL daemon-setup"
     fi

@@ -3,7 +3,7 @@
 # need), boots it, runs the LUKS scenarios on real dm-crypt, and prints one PASS/FAIL line per
 # scenario. Exit status 0 only when every scenario passed.
 #
-#   vm-tests/vm.sh [kernel|initramfs|debian|run|all|main|daemon|powercut|interop]      (default: all)
+#   vm-tests/vm.sh [kernel|initramfs|debian|run|all|main|daemon [SCENARIO...]|powercut|interop]      (default: all)
 #
 # Downloads and the extracted kernel are cached in $HOMED_VM_CACHE (default /var/cache/homed-vm),
 # outside the clone. Needs root (apt-get download, depmod), qemu-system-x86, busybox-static, cpio,
@@ -188,7 +188,7 @@ daemon_files() {
     cp "$repo/dist/dbus/org.freedesktop.home1.conf" "$root/etc/dbus-1/system.d/"
     cp "$here/system-bus.conf" "$root/etc/dbus-1/system.conf"
     cp "$here/login1-stand-in.conf" "$root/etc/dbus-1/system.d/"
-    cp "$here/daemon.sh" "$root/daemon.sh"
+    cp "$here"/daemon*.sh "$root/"
 }
 
 initramfs() {
@@ -378,11 +378,14 @@ run() {
 case "${1:-all}" in
     kernel) kernel ;;
     daemon)
+        # vm.sh daemon [SCENARIO...]: the daemon scenarios alone, or only the ones named.
+        shift
+        only=$(echo "$@" | tr ' ' ,)
         kernel_dir=$(kernel)
         kernel_ver=$(ls "$kernel_dir/lib/modules")
         initrd=$(initramfs)
         timeout --kill-after=10 "$timeout_secs" \
-            bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot '$cache/daemon-run.log' daemon" || true
+            bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot '$cache/daemon-run.log' 'daemon homed_only=$only'" || true
         show "$cache/daemon-run.log"
         ;;
     debian) debian_root ;;
