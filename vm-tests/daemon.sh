@@ -127,9 +127,11 @@ suspend_stack() {
     hold_services login-suspend
 }
 
+# Creates a LUKS home for user $1 with our homectl; $2 is the file system (default ext4).
 create_home() {
     user=$1
-    NEWPASSWORD=$USER_PW timeout 120 homectl create "$user" --storage=luks --fs-type=ext4 \
+    fstype=${2:-ext4}
+    NEWPASSWORD=$USER_PW timeout 120 homectl create "$user" --storage=luks --fs-type="$fstype" \
         --disk-size=256M --luks-pbkdf-type=pbkdf2 --luks-pbkdf-time-cost=1ms \
         --enforce-password-policy=no > /run/create.out 2>&1 ||
         { sed 's/^/  |   /' /run/create.out; fail "homectl create --storage=luks $user"; }
@@ -139,12 +141,14 @@ create_home() {
         luksVolumeKeySize fileSystemType storage; do
         grep -q "\"$field\"" "$rec" || fail "the host record's binding lacks $field"
     done
-    say "homectl create --storage=luks (ext4): image and host record with the LUKS binding"
+    grep -q "\"fileSystemType\" : \"$fstype\"" "$rec" || fail "the host record's fileSystemType is not $fstype"
+    say "homectl create --storage=luks ($fstype): image and host record with the LUKS binding"
 }
 
+# Login, file, logout, second login: user $1 (default vmlogin), file system $2 (default ext4).
 scenario_login() {
-    user=vmlogin
-    create_home $user
+    user=${1:-vmlogin}
+    create_home "$user" "${2:-ext4}"
     [ "$(state_of $user)" = inactive ] || fail "a new home is not inactive: $(state_of $user)"
     getent passwd $user > /dev/null || fail "getent passwd $user finds nothing (nss_homed)"
 
@@ -156,7 +160,9 @@ scenario_login() {
     opts=$(mount_options $user)
     case ",$opts," in *,nosuid,*) ;; *) fail "home mounted without nosuid: $opts" ;; esac
     case ",$opts," in *,nodev,*) ;; *) fail "home mounted without nodev: $opts" ;; esac
-    say "login through pamtester activated the home; mountinfo shows $opts"
+    fs_seen=$(awk -v m="/home/$user" '$5 == m { for (i = 7; i <= NF; i++) if ($i == "-") { print $(i + 1); break } }' /proc/self/mountinfo | tail -n 1)
+    [ "$fs_seen" = "${2:-ext4}" ] || fail "the home is mounted as '$fs_seen', not ${2:-ext4}"
+    say "login through pamtester activated the home ($fs_seen); mountinfo shows $opts"
     uid=$(stat -c %u /home/$user)
     [ "$uid" = "$(getent passwd $user | cut -d: -f3)" ] || fail "/home/$user is owned by $uid, not the user"
     echo "written in the first session" > /home/$user/note.txt

@@ -82,6 +82,7 @@ mount -o loop /run/disk.img /vm
 # command line (vm.sh daemon a b) runs only those.
 daemon_scenario_list="
 daemon-luks-login login
+daemon-luks-login-btrfs login_btrfs
 daemon-luks-suspend suspend
 daemon-luks-sleep sleep
 "
