@@ -308,3 +308,51 @@ pub fn remove(req: &Map<String, Value>) -> Result<Value, StorageError> {
     std::fs::remove_file(image).map_err(|e| StorageError::io(format!("removing {image}"), e))?;
     Ok(json!({}))
 }
+
+/// `inspect` (homework's inspect, for fixating a home found in `/home`): opens the image read
+/// only, gets the volume key from the passwords, and returns the header token's record (which
+/// must be signed by a key in `keyDirs`) with the binding values read from the image. Nothing
+/// is activated or written.
+pub fn inspect(req: &Map<String, Value>) -> Result<Value, StorageError> {
+    let user = text(req, "userName")?;
+    let owner = match req.get("realm").and_then(Value::as_str) {
+        Some(realm) => format!("{user}@{realm}"),
+        None => user.to_owned(),
+    };
+    let passwords = passwords(req)?;
+    let image_path = PathBuf::from(text(req, "imagePath")?);
+    let keys = TrustedKeys::load_from(&key_dirs(req));
+    let mut image = homed_shared::luks::LuksImage::open(&image_path, Some(&owner), true)
+        .map_err(StorageError::from)?;
+    let found = image
+        .inspect(&passwords, Some(&keys))
+        .map_err(StorageError::from)?;
+    if found.record.user_name() != user
+        || found.record.realm() != req.get("realm").and_then(Value::as_str)
+    {
+        return Err(StorageError::new(
+            libc::EUCLEAN,
+            format!(
+                "the record in the LUKS header of {} belongs to another user",
+                image_path.display()
+            ),
+        ));
+    }
+    Ok(json!({
+        "identity": found.record.to_pretty_string(),
+        "binding": found.binding_fields(),
+    }))
+}
+
+/// The folders whose keys the request says to trust.
+fn key_dirs(req: &Map<String, Value>) -> Vec<PathBuf> {
+    req.get("keyDirs")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -210,6 +210,7 @@ fn dispatch_luks(req: &Map<String, Value>) -> Result<Value, StorageError> {
         "lock" => crate::luks_work::lock(req),
         "unlock" => crate::luks_work::unlock(req),
         "remove" => crate::luks_work::remove(req),
+        "inspect" => crate::luks_work::inspect(req),
         other => Err(StorageError::new(
             libc::ENOTTY,
             format!("storage operation {other} is not available for LUKS homes"),

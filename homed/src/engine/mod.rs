@@ -337,7 +337,21 @@ impl Engine {
             if !kind_ok {
                 continue;
             }
+            // As homed: a name the system's user or group database knows is not taken over.
+            if uid::name_known_to_system(user) {
+                eprintln!("{user}: found {file}, but the name is taken by another user or group");
+                continue;
+            }
             use std::os::unix::fs::MetadataExt as _;
+            // A directory's owner suggests the UID; an image gets one the way a new home does.
+            let id = match storage {
+                Storage::Directory => Some(meta.uid()),
+                _ => uid::allocate(user, None, |u| self.uid_in_use_by_home(u).is_some()),
+            };
+            let Some(id) = id else {
+                eprintln!("{user}: found {file}, but no UID is free for it");
+                continue;
+            };
             let mut json = Map::new();
             json.insert("userName".into(), json!(user));
             if let Some(realm) = realm {
@@ -355,10 +369,8 @@ impl Engine {
                 json!(format!("{}/{user}", self.paths.home_root)),
             );
             binding.insert("storage".into(), json!(storage.as_str()));
-            if storage == Storage::Directory {
-                binding.insert("uid".into(), json!(meta.uid()));
-                binding.insert("gid".into(), json!(meta.uid()));
-            }
+            binding.insert("uid".into(), json!(id));
+            binding.insert("gid".into(), json!(id));
             record.set_binding(&self.machine.machine_id, binding);
             let home = Arc::new(Home {
                 name: user.to_owned(),
@@ -385,20 +397,33 @@ impl Engine {
         lock(&home.data).unfixated
     }
 
-    /// Makes an unfixated home's own record (its `.identity`) the host record, once its
-    /// signature is trusted and the secret opens it. The caller holds the operation lock.
+    /// Makes an unfixated home's own record the host record (homed's fixation), once its
+    /// signature is trusted and the secret opens it: a directory home's `.identity`, or a LUKS
+    /// image's header record, which the worker reads without activating the image, together
+    /// with the binding values the image holds. Nothing is written unless every check passes.
+    /// The caller holds the operation lock.
     async fn fixate_locked(&self, home: &Home, secret: &Secret) -> Result<(), AuthError> {
         let synthesized = self.record(home);
-        self.check_directory_storage(&synthesized)?;
+        let luks = self.storage(&synthesized) == Storage::Luks;
+        if !luks {
+            self.check_directory_storage(&synthesized)?;
+        }
         self.set_transient(home, Some("fixating"));
-        let reply = self
-            .worker(
+        let reply = if luks {
+            self.inspect_image(home, &synthesized, secret).await
+        } else {
+            self.worker(
                 &home.name,
                 json!({"op": "read-identity", "imagePath": self.image_path(&synthesized)}),
             )
-            .await;
+            .await
+        };
         self.set_transient(home, None);
-        let reply = reply?;
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(e @ EngineError::BadPassword(_)) => return Err(AuthError::Delayed(Delayed(e))),
+            Err(e) => return Err(e.into()),
+        };
         let text = reply.get("identity").and_then(Value::as_str).unwrap_or("");
         let embedded = UserRecord::parse(text.as_bytes(), RecordOrigin::Embedded).map_err(|e| {
             EngineError::BadSignature(format!(
@@ -427,9 +452,19 @@ impl Engine {
         };
         Self::verify(&embedded, &self.machine, secret, &home.name).await?;
         let mut record = embedded;
-        if let Some(binding) = synthesized.json().get("binding") {
-            record.json_mut().insert("binding".into(), binding.clone());
+        let mut binding = synthesized
+            .json()
+            .get("binding")
+            .and_then(|b| b.get(&self.machine.machine_id))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(found) = reply.get("binding").and_then(Value::as_object) {
+            for (k, v) in found {
+                binding.insert(k.clone(), v.clone());
+            }
         }
+        record.set_binding(&self.machine.machine_id, binding);
         {
             let mut d = lock(&home.data);
             d.unfixated = false;
@@ -441,8 +476,36 @@ impl Engine {
             d.record = synthesized;
             return Err(e.into());
         }
+        eprintln!("{}: fixated", home.name);
         self.publish(home);
         Ok(())
+    }
+
+    /// Runs the worker's `inspect` on an unfixated LUKS home: the header record, checked
+    /// against this machine's trusted keys, and the binding values read from the image.
+    async fn inspect_image(
+        &self,
+        home: &Home,
+        synthesized: &UserRecord,
+        secret: &Secret,
+    ) -> EngineResult<Map<String, Value>> {
+        let mut dirs = self.paths.key_dirs.clone();
+        if !dirs.contains(&self.paths.record_dir) {
+            dirs.insert(0, self.paths.record_dir.clone());
+        }
+        let mut request = json!({
+            "op": "inspect",
+            "storage": "luks",
+            "userName": home.name,
+            "imagePath": self.image_path(synthesized),
+            "keyDirs": dirs,
+        });
+        if let Some(realm) = synthesized.realm() {
+            request["realm"] = json!(realm);
+        }
+        self.luks_worker(&home.name, request, Some(secret))
+            .await
+            .map(|(reply, _)| reply)
     }
 
     /// After a restart: watch the reference FIFOs of homes that are still mounted.
