@@ -47,7 +47,9 @@ powercut-1)
 interop-create)
     echo "VMTEST BEGIN interop, our engine makes the image"
     scenario interop-create homed-vm-check interop-create /dev/vda /xfer
-    mount /dev/vda /xfer && cp /interop-run.sh /xfer/run.sh && umount /xfer
+    # Our daemon and homectl go along: the Debian guest times them next to systemd-homed 252.
+    mount /dev/vda /xfer && cp /interop-run.sh /xfer/run.sh &&
+        mkdir -p /xfer/ours && cp /usr/bin/homed /usr/bin/homectl /xfer/ours/ && umount /xfer
     echo "VMTEST END"
     sync
     poweroff -f

@@ -66,5 +66,38 @@ t=$(now_ms)
 timeout 60 homectl deactivate benchuser && deactivate=$(($(now_ms) - t))
 echo "  | bench homed252 create=${create:-x} activate=${activate:-x} lock=${lock:-x} unlock=${unlock:-x} deactivate=${deactivate:-x}"
 
+# The same commands on our daemon and homectl, in this boot: systemd-homed stopped, our homed on
+# the same system bus and state folder (it finds 252's homes there and leaves them be).
+bench_ours() {
+    ours=/xfer/ours
+    [ -x $ours/homed ] || { echo "  | bench ourdaemon: no binaries on the transfer disk"; return; }
+    systemctl stop systemd-homed.service
+    $ours/homed > /xfer/ours-homed.log 2>&1 &
+    pid=$!
+    i=0
+    until busctl --system status org.freedesktop.home1 > /dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -gt 300 ] && { echo "  | bench ourdaemon: homed did not take the bus name"; kill $pid; return; }
+        sleep 0.1
+    done
+    unset create activate lock unlock deactivate
+    t=$(now_ms)
+    NEWPASSWORD=Bench-pw-2 timeout 300 $ours/homectl create benchours --storage=luks --disk-size=64M \
+        --fs-type=ext4 --enforce-password-policy=no --luks-pbkdf-type=pbkdf2 \
+        --luks-pbkdf-time-cost=1ms > /dev/null 2>&1 && create=$(($(now_ms) - t))
+    t=$(now_ms)
+    PASSWORD=Bench-pw-2 timeout 120 $ours/homectl activate benchours && activate=$(($(now_ms) - t))
+    t=$(now_ms)
+    timeout 60 $ours/homectl lock benchours && lock=$(($(now_ms) - t))
+    t=$(now_ms)
+    PASSWORD=Bench-pw-2 timeout 60 $ours/homectl unlock benchours && unlock=$(($(now_ms) - t))
+    t=$(now_ms)
+    timeout 60 $ours/homectl deactivate benchours && deactivate=$(($(now_ms) - t))
+    echo "  | bench ourdaemon create=${create:-x} activate=${activate:-x} lock=${lock:-x} unlock=${unlock:-x} deactivate=${deactivate:-x}"
+    [ -n "$deactivate" ] || tail -n 10 /xfer/ours-homed.log | sed 's/^/  |   homed: /'
+    kill $pid
+}
+bench_ours
+
 journalctl -u systemd-homed --no-pager -o cat 2>/dev/null | tail -15 > /xfer/homed.log
 echo "VMTEST END"

@@ -330,20 +330,25 @@ interop() {
     rm -f "$xfer"
 }
 
-# Prints our engine's time over systemd-homed 252's for each operation (lower is better). Both
-# ran on the same kernel under the same qemu; ours is the library without a daemon around it.
+# Prints our time over systemd-homed 252's for each operation (lower is better): our daemon
+# through our homectl, timed in the same Debian guest boot as systemd-homed 252, and the engine
+# alone (the test guest, same kernel and qemu).
 bench_ratios() {
-    local ours theirs op a b
-    ours=$(grep -o 'bench ours .*' "$1" | head -1)
+    local theirs ours who label op a b
     theirs=$(grep -o 'bench homed252 .*' "$1" | head -1)
-    [ -n "$ours" ] && [ -n "$theirs" ] || return 0
-    for op in create activate lock unlock deactivate; do
-        a=$(tr ' ' '\n' <<< "$ours" | awk -F= -v k="$op" '$1 == k { print $2 }')
-        b=$(tr ' ' '\n' <<< "$theirs" | awk -F= -v k="$op" '$1 == k { print $2 }')
-        if [[ $a =~ ^[0-9]+$ && $b =~ ^[0-9]+$ && $b -gt 0 ]]; then
-            awk -v op="$op" -v a="$a" -v b="$b" \
-                'BEGIN { printf "bench: %-10s ours %6d ms, systemd-homed 252 %6d ms, ratio %.2f\n", op, a, b, a / b }'
-        fi
+    [ -n "$theirs" ] || return 0
+    for who in ourdaemon ours; do
+        ours=$(grep -o "bench $who .*" "$1" | head -1)
+        [ -n "$ours" ] || continue
+        label=$([ "$who" = ours ] && echo "engine" || echo "daemon")
+        for op in create activate lock unlock deactivate; do
+            a=$(tr ' ' '\n' <<< "$ours" | awk -F= -v k="$op" '$1 == k { print $2 }')
+            b=$(tr ' ' '\n' <<< "$theirs" | awk -F= -v k="$op" '$1 == k { print $2 }')
+            if [[ $a =~ ^[0-9]+$ && $b =~ ^[0-9]+$ && $b -gt 0 ]]; then
+                awk -v l="$label" -v op="$op" -v a="$a" -v b="$b" \
+                    'BEGIN { printf "bench: %-6s %-10s ours %6d ms, systemd-homed 252 %6d ms, ratio %.2f\n", l, op, a, b, a / b }'
+            fi
+        done
     done
 }
 
