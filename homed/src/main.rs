@@ -5,12 +5,17 @@ mod engine;
 mod luks_work;
 mod sleep;
 mod userdb;
+mod wiping_alloc;
 mod worker;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use engine::{Engine, Paths, SleepMode};
+
+/// Freed and moved-from memory is wiped: secrets leave no copies behind in freed blocks.
+#[global_allocator]
+static ALLOCATOR: wiping_alloc::WipingAllocator = wiping_alloc::WipingAllocator;
 
 const USAGE: &str = "usage: homed [--sleep=systemd|elogind|inhibitor]
 

@@ -3,6 +3,7 @@
 pub mod homectl;
 pub mod homed;
 pub mod luks;
+pub mod memory;
 pub mod nss;
 pub mod pam;
 pub mod world;

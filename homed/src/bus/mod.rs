@@ -3,6 +3,7 @@
 mod error;
 mod home;
 mod manager;
+mod socket;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -155,7 +156,9 @@ impl From<zbus::fdo::Error> for StartError {
 /// Connects to the system bus, serves every object, then claims the name. Refuses when another
 /// process (systemd-homed, or a second copy of us) owns it.
 pub async fn serve(engine: Arc<Engine>) -> Result<(Connection, Arc<Objects>), StartError> {
-    let conn = zbus::connection::Builder::system().build().await?;
+    // Our own socket: zbus's keeps a read-ahead buffer with the bytes of past calls in it.
+    let socket = socket::ExactReadSocket::system().await?;
+    let conn = zbus::connection::Builder::socket(socket).build().await?;
     let dbus = DBusProxy::new(&conn).await?;
     let name = zbus::names::WellKnownName::try_from(BUS_NAME)?;
     if dbus.name_has_owner(name.clone().into()).await? {
