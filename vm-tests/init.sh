@@ -87,6 +87,7 @@ daemon-luks-login login
 daemon-luks-login-btrfs login_btrfs
 daemon-luks-suspend suspend
 daemon-luks-sleep sleep
+daemon-luks-fixate-252 fixate
 "
 
 daemon_scenarios() {
