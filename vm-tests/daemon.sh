@@ -79,7 +79,8 @@ nogroup:x:65534:
 EOF
     printf 'root:*:19000:0:99999:7:::\n' > /etc/shadow
     chmod 600 /etc/shadow
-    echo 3b54d2b8a4a04c2f9b1e6a3c5d7e9f01 > /etc/machine-id
+    # A machine-id the boot brought along (the power-cut disk's) is kept.
+    [ -s /etc/machine-id ] || echo 3b54d2b8a4a04c2f9b1e6a3c5d7e9f01 > /etc/machine-id
     printf 'passwd: files homed\ngroup: files homed\nshadow: files homed\n' > /etc/nsswitch.conf
     echo vmguest > /proc/sys/kernel/hostname
     dbus-daemon --config-file=/etc/dbus-1/system.conf --nofork --nopidfile > /run/dbus.log 2>&1 &

@@ -34,10 +34,59 @@ for word in $(cat /proc/cmdline); do
     case $word in
     homed_vmtest=*) stage=${word#homed_vmtest=} ;;
     homed_only=*) only=${word#homed_only=} ;;
+    homed_synced=*) synced=${word#homed_synced=} ;;
     esac
 done
 
+# Images live on ext4 (as /home usually is), so the dirty xattr works: a sparse file system
+# on a loop device over the RAM-backed /run, mounted on /vm.
+ram_disk() {
+    truncate -s 4G /run/disk.img
+    mkfs.ext4 -q -F /run/disk.img
+    mkdir -p /vm
+    mount -o loop /run/disk.img /vm
+}
+
+# The daemon's power cut keeps its state on the virtio disk /dev/vda: /home (daemon.sh setup
+# binds /vm/home there), /var/lib/systemd/home (host records, local.private, local.public) and
+# the machine-id. $1 = fresh: make the file system first.
+daemon_disk() {
+    mkdir -p /vm /var/lib/systemd/home /etc
+    if [ "$1" = fresh ]; then
+        mkfs.ext4 -q -F /dev/vda || return 1
+    fi
+    mount /dev/vda /vm || return 1
+    mkdir -p /vm/home /vm/state
+    chmod 0700 /vm/state
+    mount --bind /vm/state /var/lib/systemd/home || return 1
+    [ -s /vm/machine-id ] || tr -d - < /proc/sys/kernel/random/uuid > /vm/machine-id
+    : > /etc/machine-id
+    mount --bind /vm/machine-id /etc/machine-id
+    echo "  - /home, /var/lib/systemd/home and the machine-id ($(cat /vm/machine-id)) on the virtio disk"
+}
+
 case $stage in
+daemon-powercut-1)
+    echo "VMTEST BEGIN daemon power cut, first boot"
+    if daemon_disk fresh && sh /daemon.sh setup; then
+        sync
+        sh /daemon.sh powercut_write < /dev/null
+    fi
+    echo "VMTEST FAIL daemon-powercut-write"
+    # Not reached when all goes well: the host kills qemu during the writes.
+    poweroff -f
+    ;;
+daemon-powercut-2)
+    echo "VMTEST BEGIN daemon power cut, second boot"
+    if daemon_disk && sh /daemon.sh setup; then
+        scenario daemon-powercut-recover env HOMED_SYNCED="$synced" sh /daemon.sh powercut_verify < /dev/null
+    else
+        echo "VMTEST FAIL daemon-powercut-recover (the disk or the daemon did not come up)"
+    fi
+    echo "VMTEST END"
+    sync
+    poweroff -f
+    ;;
 powercut-1)
     echo "VMTEST BEGIN power cut, first boot"
     homed-vm-check powercut-write /dev/vda /vm || echo "VMTEST FAIL powercut-write"
@@ -45,10 +94,16 @@ powercut-1)
     poweroff -f
     ;;
 interop-create)
-    echo "VMTEST BEGIN interop, our engine makes the image"
-    scenario interop-create homed-vm-check interop-create /dev/vda /xfer
+    echo "VMTEST BEGIN interop, our daemon makes the image"
+    ram_disk
+    mkdir -p /xfer
+    if mkfs.ext4 -q -F /dev/vda && mount /dev/vda /xfer && sh /daemon.sh setup; then
+        scenario interop-create env INTEROP_XFER=/xfer sh /daemon.sh interop_make < /dev/null
+    else
+        echo "VMTEST FAIL interop-create (the transfer disk or the daemon did not come up)"
+    fi
     # Our daemon and homectl go along: the Debian guest times them next to systemd-homed 252.
-    mount /dev/vda /xfer && cp /interop-run.sh /xfer/run.sh &&
+    cp /interop-run.sh /xfer/run.sh &&
         mkdir -p /xfer/ours && cp /usr/bin/homed /usr/bin/homectl /xfer/ours/ && umount /xfer
     echo "VMTEST END"
     sync
@@ -72,12 +127,7 @@ powercut-2)
     ;;
 esac
 
-# Images live on ext4 (as /home usually is), so the dirty xattr works: a sparse file system
-# on a loop device over the RAM-backed /run.
-truncate -s 4G /run/disk.img
-mkfs.ext4 -q -F /run/disk.img
-mkdir -p /vm
-mount -o loop /run/disk.img /vm
+ram_disk
 
 # Our daemon driving LUKS homes: homed, homectl, pam_homed (pamtester), nss_homed, dbus-daemon.
 # Each entry: the scenario's name, then daemon.sh's name for it. homed_only=a,b on the kernel

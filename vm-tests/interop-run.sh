@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs in the Debian guest (systemd, the real systemd-homed 252), from the transfer disk mounted
-# on /xfer: our public key is installed before homed starts, the image our engine made is copied
-# to /home, and homed must activate it with the password (252 has no adopt or register).
+# on /xfer: our daemon's public key is installed before homed starts, the image our daemon made
+# (homectl create --storage=luks, a file written in a login) is copied to /home, and homed must
+# activate it with the password (252 has no adopt or register).
 user=crossuser
 result() { echo "VMTEST $1 $2"; }
 export SYSTEMD_LOG_LEVEL=info
@@ -30,9 +31,9 @@ fi
 timeout 30 homectl --no-pager inspect "$user" > /xfer/inspect.txt 2>&1
 sed 's/^/  | /' /xfer/inspect.txt | grep -E 'User name|State|Storage|Signed|UID|Image Path|File System|LUKS' || true
 
-uid=$(stat -c %u "/home/$user/made-by-our-engine.txt" 2>/dev/null)
+uid=$(stat -c %u "/home/$user/made-by-our-daemon.txt" 2>/dev/null)
 want=$(getent passwd "$user" | cut -d: -f3)
-if [ -n "$uid" ] && [ "$uid" = "$want" ] && grep -q 'hello from homed_shared' "/home/$user/made-by-our-engine.txt"; then
+if [ -n "$uid" ] && [ "$uid" = "$want" ] && grep -q 'hello from our daemon' "/home/$user/made-by-our-daemon.txt"; then
     result PASS "homed252-sees-our-files (owned by $uid through its mapping)"
 else
     result FAIL "homed252-sees-our-files (owner '$uid', user's uid '$want')"

@@ -3,7 +3,7 @@
 # need), boots it, runs the LUKS scenarios on real dm-crypt, and prints one PASS/FAIL line per
 # scenario. Exit status 0 only when every scenario passed.
 #
-#   vm-tests/vm.sh [kernel|initramfs|debian|run|all|main|daemon [SCENARIO...]|powercut|interop]      (default: all)
+#   vm-tests/vm.sh [kernel|initramfs|debian|run|all|main|daemon [SCENARIO...]|powercut|daemon-powercut|interop]      (default: all)
 #
 # Downloads and the extracted kernel are cached in $HOMED_VM_CACHE (default /var/cache/homed-vm),
 # outside the clone. Needs root (apt-get download, depmod), qemu-system-x86, busybox-static, cpio,
@@ -201,6 +201,8 @@ initramfs() {
 
     root=$(mktemp -d "${TMPDIR:-/tmp}/homed-vm-root.XXXXXX")
     trap 'rm -rf "$root"' RETURN
+    # The guest's / (mktemp made it 0700): users other than root must get through it.
+    chmod 0755 "$root"
     mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,run,tmp,mnt,lib/modules/"$ver"}
     cp /bin/busybox "$root/bin/busybox"
     copy_with_libs "$root" "$bin" /usr/bin/homed-vm-check
@@ -262,6 +264,27 @@ clean() {
 # Prints a console log's scenario lines.
 show() { clean "$1" | grep -E '^(VMTEST|  - |  \| |homed-vm-check:)' || true; }
 
+# Boots once (within the timeout) and prints the scenario lines; when the guest did not reach
+# "VMTEST END", a FAIL line for $2 and the log's tail, and status 1. $1: console log; $3: stage;
+# more: qemu's arguments.
+boot_finished() {
+    local logf=$1 name=$2
+    shift 2
+    timeout --kill-after=10 "$timeout_secs" \
+        bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot \"\$@\"" boot "$logf" "$@" || true
+    show "$logf"
+    clean "$logf" | grep -q '^VMTEST END' && return 0
+    echo "VMTEST FAIL $name (the guest did not finish)"
+    clean "$logf" | tail -20 | sed 's/^/    /'
+    return 1
+}
+
+# Pulls the plug: kills qemu ($1) at once.
+pull_plug() {
+    kill -9 "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
 # The power cut: the first boot makes a home on a virtio disk, syncs a file and keeps writing
 # until qemu is killed; the second boot must activate it with everything synced intact.
 powercut() {
@@ -274,8 +297,7 @@ powercut() {
     deadline=$((SECONDS + timeout_secs))
     until clean "$log1" 2>/dev/null | grep -q '^VMTEST SYNCED'; do
         if ! kill -0 "$pid" 2>/dev/null || [ $SECONDS -gt $deadline ]; then
-            kill -9 "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
+            pull_plug "$pid"
             show "$log1"
             echo "VMTEST FAIL powercut-recover (the first boot never synced)"
             rm -f "$disk"
@@ -287,22 +309,50 @@ powercut() {
     until [ "$(clean "$log1" | grep -c '^  - writing')" -ge 2 ] || [ $SECONDS -gt $deadline ]; do
         sleep 0.2
     done
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    pull_plug "$pid"
     show "$log1"
     echo "  - qemu killed during the writes"
-    timeout --kill-after=10 "$timeout_secs" \
-        bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot '$log2' powercut-2 -drive 'file=$disk,format=raw,if=virtio'" || true
-    show "$log2"
-    if ! clean "$log2" | grep -q '^VMTEST END'; then
-        echo "VMTEST FAIL powercut-recover (the second boot did not finish)"
-        clean "$log2" | tail -20 | sed 's/^/    /'
-    fi
+    boot_finished "$log2" powercut-recover powercut-2 -drive "file=$disk,format=raw,if=virtio" || true
     rm -f "$disk"
 }
 
-# Interop: our engine makes a home (minimal guest), the real systemd-homed 252 activates it
-# (Debian guest); a transfer disk carries the image, our public key and the test script.
+# The power cut through our daemon: the first boot keeps /home, the daemon's state and the
+# machine-id on a virtio disk, logs in through pamtester and writes (each file synced before
+# "VMTEST SYNCED n"); qemu is killed mid-write. The second boot gets the last n it printed and
+# must log in again with everything up to it intact and the records verifying.
+daemon_powercut() {
+    local disk log1=$cache/daemon-powercut-1.log log2=$cache/daemon-powercut-2.log pid deadline last
+    disk=$cache/daemon-powercut.disk
+    rm -f "$disk"
+    truncate -s 1G "$disk"
+    : > "$log1"
+    boot "$log1" daemon-powercut-1 -drive "file=$disk,format=raw,if=virtio" &
+    pid=$!
+    deadline=$((SECONDS + timeout_secs))
+    # A few files synced, then the plug is pulled while the next one is being written.
+    until [ "$(clean "$log1" 2>/dev/null | grep -c '^VMTEST SYNCED')" -ge 4 ]; do
+        if ! kill -0 "$pid" 2>/dev/null || [ $SECONDS -gt $deadline ]; then
+            pull_plug "$pid"
+            show "$log1"
+            echo "VMTEST FAIL daemon-powercut-recover (the first boot never synced enough)"
+            rm -f "$disk"
+            return
+        fi
+        sleep 0.2
+    done
+    sleep 0.3
+    pull_plug "$pid"
+    last=$(clean "$log1" | sed -n 's/^VMTEST SYNCED \([0-9]*\) .*/\1/p' | tail -n 1)
+    show "$log1" | grep -v '^VMTEST SYNCED'
+    echo "  - qemu killed during the writes; the last file reported synced: $last"
+    boot_finished "$log2" daemon-powercut-recover "daemon-powercut-2 homed_synced=$last" \
+        -drive "file=$disk,format=raw,if=virtio" || true
+    rm -f "$disk"
+}
+
+# Interop: our daemon makes a home (minimal guest: homectl create, a login, logout), the real
+# systemd-homed 252 activates it (Debian guest); a transfer disk carries the image, our
+# daemon's public key, the password and the test script.
 interop() {
     local droot dimg xfer log1=$cache/interop-1.log log2=$cache/interop-2.log
     if ! droot=$(debian_root); then
@@ -312,20 +362,10 @@ interop() {
     dimg=$(debian_disk "$droot")
     xfer=$(mktemp "${TMPDIR:-/tmp}/homed-vm-xfer.XXXXXX")
     truncate -s 1G "$xfer"
-    timeout --kill-after=10 "$timeout_secs" \
-        bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot '$log1' interop-create -drive 'file=$xfer,format=raw,if=virtio'" || true
-    show "$log1"
-    if ! clean "$log1" | grep -q '^VMTEST END'; then
-        echo "VMTEST FAIL interop-create (the guest did not finish)"
-        rm -f "$xfer"
-        return
-    fi
-    timeout --kill-after=10 "$timeout_secs" \
-        bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot '$log2' debian -drive 'file=$dimg,format=raw,if=virtio,snapshot=on' -drive 'file=$xfer,format=raw,if=virtio'" || true
-    show "$log2"
-    if ! clean "$log2" | grep -q '^VMTEST END'; then
-        echo "VMTEST FAIL homed252-interop (the Debian guest did not finish)"
-        clean "$log2" | tail -30 | sed 's/^/    /'
+    if boot_finished "$log1" interop-create interop-create -drive "file=$xfer,format=raw,if=virtio"; then
+        boot_finished "$log2" homed252-interop debian \
+            -drive "file=$dimg,format=raw,if=virtio,snapshot=on" -drive "file=$xfer,format=raw,if=virtio" ||
+            true
     fi
     rm -f "$xfer"
 }
@@ -368,6 +408,7 @@ run() {
             clean "$logf" | tail -20 | sed 's/^/    /'
         fi
         powercut
+        daemon_powercut
         interop
     } | tee "$results"
     bench_ratios "$results"
@@ -416,5 +457,11 @@ case "${1:-all}" in
         initrd=$(initramfs)
         powercut
         ;;
-    *) echo "usage: $0 [kernel|initramfs|debian|run|all|main|daemon|powercut|interop]" >&2; exit 2 ;;
+    daemon-powercut)
+        kernel_dir=$(kernel)
+        kernel_ver=$(ls "$kernel_dir/lib/modules")
+        initrd=$(initramfs)
+        daemon_powercut
+        ;;
+    *) echo "usage: $0 [kernel|initramfs|debian|run|all|main|daemon|powercut|daemon-powercut|interop]" >&2; exit 2 ;;
 esac

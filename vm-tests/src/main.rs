@@ -12,6 +12,11 @@
 //!     homed-vm-check powercut-verify DISK MOUNTPOINT
 //!     homed-vm-check direct-read FILE      (helper: one O_DIRECT read, prints the bytes)
 //!     homed-vm-check search-memory PID     (helper: is $SEARCH_SECRET in that process's memory?)
+//!     homed-vm-check write-synced DIR UID GID   (helper: writes and syncs files until killed)
+//!     homed-vm-check check-synced DIR N    (helper: the files write-synced reported up to N)
+//!     homed-vm-check dirty IMAGE           (helper: prints dirty or clean)
+//!     homed-vm-check verify-records PUBLIC USER HOST-RECORD IDENTITY IMAGE
+//!                                          (helper: the three record copies; $CHECK_PASSWORD)
 
 #![forbid(unsafe_code)]
 
@@ -990,58 +995,114 @@ fn powercut_verify(disk: &Path, mnt: &Path) -> Outcome {
     Ok(())
 }
 
-const INTEROP_USER: &str = "crossuser";
-const INTEROP_PASSWORD: &str = "Cross-pw-252";
+/// The name of the `n`th file `write-synced` writes and syncs.
+fn synced_name(n: u64) -> String {
+    format!("synced-{n}.bin")
+}
 
-/// Makes a home with our engine on the transfer disk, for the real systemd-homed 252 to
-/// activate in the Debian guest: the image, our public key, the password, a file inside.
-fn interop_create(disk: &Path, mnt: &Path) -> Outcome {
-    mkfs_plain(disk)?;
-    fs::create_dir_all(mnt)?;
-    mount(
-        Some(disk),
-        mnt,
-        Some("ext4"),
-        MsFlags::empty(),
-        None::<&str>,
-    )?;
-    let key = SigningKey::generate()?;
-    fs::write(mnt.join("ours.public"), key.public_key().to_pem())?;
-    fs::write(mnt.join("password"), INTEROP_PASSWORD)?;
-    let hash = hash_password(&secret(INTEROP_PASSWORD))?;
-    let text = format!(
-        r#"{{"userName":"{INTEROP_USER}","realName":"Made By Our Engine","uid":60333,"gid":60333,
-            "storage":"luks","disposition":"regular","lastChangeUSec":1795000000000000,
-            "lastPasswordChangeUSec":1795000000000000,"enforcePasswordPolicy":false,
-            "luksPbkdfType":"pbkdf2","luksPbkdfTimeCostUSec":1000,
-            "privileged":{{"hashedPassword":["{hash}"]}}}}"#
+/// The user's writes for the daemon's power cut: as `uid`:`gid`, one 1 MiB file after the
+/// other in `dir`, each synced (file and folder) before `VMTEST SYNCED n` is printed, with an
+/// unsynced file written between them; never returns (the host kills qemu).
+fn write_synced(dir: &Path, uid: u32, gid: u32) -> Outcome {
+    nix::unistd::setgroups(&[])?;
+    nix::unistd::setgid(nix::unistd::Gid::from_raw(gid))?;
+    nix::unistd::setuid(nix::unistd::Uid::from_raw(uid))?;
+    let folder =
+        File::open(dir).map_err(|e| fail(format!("opening {} as {uid}: {e}", dir.display())))?;
+    for n in 0u64.. {
+        let path = dir.join(synced_name(n));
+        let mut f = File::create(&path)
+            .map_err(|e| fail(format!("creating {} as {uid}: {e}", path.display())))?;
+        for chunk in pattern(MIB as usize, n as u8).chunks(64 * 1024) {
+            f.write_all(chunk)?;
+        }
+        f.sync_all()?;
+        folder.sync_all()?;
+        println!("VMTEST SYNCED {n} ({} MiB synced)", n + 1);
+        std::io::stdout().flush()?;
+        let mut u = File::create(dir.join(format!("unsynced-{}.bin", n % 8)))?;
+        u.write_all(&pattern(MIB as usize, !(n as u8)))?;
+    }
+    Ok(())
+}
+
+/// Every file `write-synced` reported synced, up to number `last`, is there and intact.
+fn check_synced(dir: &Path, last: u64) -> Outcome {
+    for n in 0..=last {
+        let path = dir.join(synced_name(n));
+        let data = fs::read(&path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+        if data != pattern(MIB as usize, n as u8) {
+            return Err(fail(format!("{} is damaged", path.display())));
+        }
+    }
+    step(&format!(
+        "all {} files synced before the cut are intact ({} MiB)",
+        last + 1,
+        last + 1
+    ));
+    Ok(())
+}
+
+/// Prints `dirty` or `clean`: whether the image carries homed's dirty marker.
+fn print_dirty(image: &Path) -> Outcome {
+    println!(
+        "{}",
+        if home::is_dirty(image)? {
+            "dirty"
+        } else {
+            "clean"
+        }
     );
-    let mut record = UserRecord::parse(text.as_bytes(), RecordOrigin::Request)?;
-    sign_record(&mut record, &key);
-    let work = mnt.join("work");
-    home::create(
-        &home::CreateRequest {
-            user_name: INTEROP_USER,
-            image_path: &mnt.join(format!("{INTEROP_USER}.home")),
-            settings: &settings(),
-            fs_type: FsType::Ext4,
-            size: 256 * MIB,
-            passwords: &[secret(INTEROP_PASSWORD)],
-            record: &record,
-            work_dir: &work,
-        },
-        |home| {
-            let f = home.join("made-by-our-engine.txt");
-            fs::write(&f, "hello from homed_shared\n")
-                .and_then(|()| {
-                    std::os::unix::fs::lchown(&f, Some(home::STORED_UID), Some(home::STORED_UID))
-                })
-                .map_err(|e| LuksError::io("writing a file into the new home", e))
-        },
-    )?;
-    fs::remove_dir(&work)?;
-    step("made crossuser.home with our engine, key and password beside it");
-    umount(mnt)?;
+    Ok(())
+}
+
+/// The three copies of a LUKS home's record: the host record, `~/.identity` (a copy of it
+/// taken while the home was active) and the header token's record (decrypted with the
+/// password in `$CHECK_PASSWORD`) all verify against `public` and agree on the user and on
+/// `lastChangeUSec`.
+fn verify_records(
+    public: &Path,
+    user: &str,
+    host: &Path,
+    identity: &Path,
+    image: &Path,
+) -> Outcome {
+    let key = PublicKey::from_pem(&fs::read_to_string(public)?)?;
+    let keys = TrustedKeys::new(None, vec![("local.public".into(), key)]);
+    let password = std::env::var("CHECK_PASSWORD")
+        .map_err(|_| fail("verify-records needs the password in $CHECK_PASSWORD"))?;
+    let header = {
+        let mut opened = LuksImage::open(image, Some(user), true)?;
+        let volume_key = opened.unlock(&[secret(&password)])?;
+        opened.container().token_record(&volume_key)?
+    };
+    let copies = [
+        (
+            "host record",
+            UserRecord::parse(&fs::read(host)?, RecordOrigin::Host)?,
+        ),
+        (
+            "~/.identity",
+            UserRecord::parse(&fs::read(identity)?, RecordOrigin::Embedded)?,
+        ),
+        ("LUKS header record", header),
+    ];
+    let mut changes = Vec::new();
+    for (what, record) in &copies {
+        if !keys.verdict(record)?.is_trusted() {
+            return Err(fail(format!("the {what} does not verify")));
+        }
+        if record.user_name() != user {
+            return Err(fail(format!("the {what} is {}'s", record.user_name())));
+        }
+        changes.push(record.json().get("lastChangeUSec").cloned());
+    }
+    if changes.iter().any(|c| *c != changes[0]) {
+        return Err(fail(format!(
+            "the copies disagree on lastChangeUSec: {changes:?}"
+        )));
+    }
+    step("the host record, ~/.identity and the LUKS header record verify and agree");
     Ok(())
 }
 
@@ -1099,9 +1160,35 @@ fn main() {
             args.get(2).map_or("/run/secrets", String::as_str),
         )),
         Some("bench") => bench(Path::new(args.get(2).map_or("/run/bench", String::as_str))),
-        Some("interop-create") => match (args.get(2), args.get(3)) {
-            (Some(disk), Some(mnt)) => interop_create(Path::new(disk), Path::new(mnt)),
-            _ => Err(fail("interop-create needs a disk and a folder")),
+        Some("write-synced") => match (
+            args.get(2),
+            args.get(3).and_then(|u| u.parse().ok()),
+            args.get(4).and_then(|g| g.parse().ok()),
+        ) {
+            (Some(dir), Some(uid), Some(gid)) => write_synced(Path::new(dir), uid, gid),
+            _ => Err(fail("write-synced needs a folder, a UID and a GID")),
+        },
+        Some("check-synced") => match (args.get(2), args.get(3).and_then(|n| n.parse().ok())) {
+            (Some(dir), Some(last)) => check_synced(Path::new(dir), last),
+            _ => Err(fail(
+                "check-synced needs a folder and the last synced number",
+            )),
+        },
+        Some("dirty") => match args.get(2) {
+            Some(image) => print_dirty(Path::new(image)),
+            None => Err(fail("dirty needs an image")),
+        },
+        Some("verify-records") => match &args[2.min(args.len())..] {
+            [public, user, host, identity, image] => verify_records(
+                Path::new(public),
+                user,
+                Path::new(host),
+                Path::new(identity),
+                Path::new(image),
+            ),
+            _ => Err(fail(
+                "verify-records needs PUBLIC USER HOST-RECORD IDENTITY IMAGE",
+            )),
         },
         Some("search-memory") => match args.get(2) {
             Some(pid) => search_process(pid),
