@@ -24,7 +24,7 @@ pub use filesystem::FsType;
 pub use gpt::{
     HOME_PARTITION_TYPE, HomePartition, read_home_partition, write_home_partition_table,
 };
-pub use image::{ImageLayout, LuksImage, PasswordChangeStep};
+pub use image::{ImageLayout, Inspection, LuksImage, PasswordChangeStep};
 pub use loopdev::LoopDevice;
 pub use settings::{LuksSettings, Pbkdf};
 pub use token::TokenCipher;
