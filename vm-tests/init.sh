@@ -138,6 +138,7 @@ daemon-luks-login-btrfs login_btrfs
 daemon-luks-suspend suspend
 daemon-luks-sleep sleep
 daemon-luks-fixate-252 fixate
+daemon-luks-passwd passwd
 "
 
 daemon_scenarios() {

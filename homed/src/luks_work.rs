@@ -356,3 +356,205 @@ fn key_dirs(req: &Map<String, Value>) -> Vec<PathBuf> {
         })
         .unwrap_or_default()
 }
+
+/// The environment variable of the password-change test hook (debug builds only): set to one of
+/// [`PASSWD_KILL_STEPS`], the worker (or, for `after-host-record`, the daemon) kills itself with
+/// SIGKILL when the change reaches that step, as a crash or a power cut there would.
+pub(crate) const TEST_KILL_VAR: &str = "HOMED_TEST_KILL_AT";
+
+/// The steps of a LUKS password change, in order, by the names [`TEST_KILL_VAR`] takes.
+pub(crate) const PASSWD_KILL_STEPS: [&str; 6] = [
+    "before-new-keyslot",
+    "after-new-keyslot",
+    "after-host-record",
+    "after-header-record",
+    "after-identity",
+    "after-old-keyslot-removed",
+];
+
+/// Kills this process at `step` when the test hook asks for it; does nothing in release builds.
+pub(crate) fn test_kill_point(step: &str) {
+    debug_assert!(PASSWD_KILL_STEPS.contains(&step));
+    #[cfg(debug_assertions)]
+    if std::env::var_os(TEST_KILL_VAR).is_some_and(|v| v == step) {
+        eprintln!("{TEST_KILL_VAR}: killed at {step}");
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+fn slot_list(req: &Map<String, Value>, key: &str) -> Result<Vec<u32>, StorageError> {
+    req.get(key)
+        .and_then(Value::as_array)
+        .ok_or_else(|| StorageError::new(libc::EINVAL, format!("request lacks {key}")))?
+        .iter()
+        .map(|v| {
+            v.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| StorageError::new(libc::EINVAL, format!("bad slot in {key}")))
+        })
+        .collect()
+}
+
+/// Runs `work` on the home's LUKS2 header: through the active device-mapper device when the
+/// home is active (the daemon holds the image lock then), else on the image file, locked like
+/// an activation would lock it, over a loop device.
+fn with_header<T>(
+    req: &Map<String, Value>,
+    user: &str,
+    work: impl FnOnce(&mut LuksContainer) -> Result<T, LuksError>,
+) -> Result<T, StorageError> {
+    if flag(req, "active") {
+        let mut container = LuksContainer::active(&dm_name(user)).map_err(StorageError::from)?;
+        return work(&mut container).map_err(StorageError::from);
+    }
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let image_path = PathBuf::from(text(req, "imagePath")?);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(&image_path)
+        .map_err(|e| StorageError::io(format!("opening {}", image_path.display()), e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(StorageError::from(LuksError::InUse(
+                image_path.display().to_string(),
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(StorageError::io("locking the image", e));
+        }
+    }
+    let mut image = homed_shared::luks::LuksImage::open_file(file, &image_path, Some(user), false)
+        .map_err(StorageError::from)?;
+    work(image.container()).map_err(StorageError::from)
+}
+
+/// `passwd-keyslots`, the first half of a password change: one new keyslot per new password,
+/// bound to the volume key that the old passwords open. The old keyslots stay, so a crash from
+/// here until the daemon has saved the new host record leaves a home the old password opens.
+/// The secret carries the new passwords first (`newPasswords` of them), then the old ones.
+/// Replies with the keyslots that were there before and the ones added.
+pub fn passwd_keyslots(req: &Map<String, Value>) -> Result<Value, StorageError> {
+    let (record, machine) = host_record(req)?;
+    let user = record.user_name().to_owned();
+    let settings = LuksSettings::from_view(&record.view(&machine));
+    let all = passwords(req)?;
+    let count = req
+        .get("newPasswords")
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| (1..all.len()).contains(n))
+        .ok_or_else(|| {
+            StorageError::new(libc::EINVAL, "the request needs new and old passwords")
+        })?;
+    let (new, old) = all.split_at(count);
+    test_kill_point("before-new-keyslot");
+    let (old_slots, new_slots) = with_header(req, &user, |container| {
+        let (volume_key, _) = container.volume_key(old)?;
+        let old_slots = container.active_keyslots()?;
+        let mut new_slots = Vec::new();
+        for password in new {
+            match container.add_password(&volume_key, password, &settings.pbkdf) {
+                Ok(slot) => new_slots.push(slot),
+                Err(e) => {
+                    // Leave no keyslot of a change that did not happen.
+                    for slot in new_slots {
+                        let _ = container.remove_keyslot(slot);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok((old_slots, new_slots))
+    })?;
+    test_kill_point("after-new-keyslot");
+    Ok(json!({"oldKeyslots": old_slots, "newKeyslots": new_slots}))
+}
+
+/// `passwd-record`, the second half of a password change, after the daemon saved the new host
+/// record: the header token and `~/.identity` get its embedded copy, then the old keyslots
+/// (`oldKeyslots`) are wiped. The secret holds the new passwords. An inactive home is activated
+/// for the `~/.identity` write under a private home directory and deactivated again, as
+/// homework does for a password change.
+pub fn passwd_record(req: &Map<String, Value>) -> Result<Value, StorageError> {
+    let (record, machine) = host_record(req)?;
+    let view = record.view(&machine);
+    let user = record.user_name().to_owned();
+    let settings = LuksSettings::from_view(&view);
+    let new = passwords(req)?;
+    let retire = slot_list(req, "oldKeyslots")?;
+    let keep = slot_list(req, "newKeyslots")?;
+    if keep.is_empty() || keep.iter().any(|s| retire.contains(s)) {
+        return Err(StorageError::new(
+            libc::EINVAL,
+            "the keyslots to remove and to keep overlap",
+        ));
+    }
+    let (uid, gid) = (number(req, "uid")?, number(req, "gid")?);
+    let embedded = record.embedded_copy();
+    let identity = embedded.to_pretty_string();
+
+    with_header(req, &user, |container| {
+        let (volume_key, _) = container.volume_key(&new)?;
+        let active = container.active_keyslots()?;
+        if let Some(missing) = keep.iter().find(|s| !active.contains(s)) {
+            return Err(LuksError::Refused(format!(
+                "keyslot {missing} of the new password is gone"
+            )));
+        }
+        container.set_token_record(&volume_key, &embedded)
+    })?;
+    test_kill_point("after-header-record");
+
+    if flag(req, "active") {
+        directory::write_identity(text(req, "homeDirectory")?, &identity, uid, gid)?;
+    } else {
+        write_identity_inactive(req, &user, &settings, &new, &identity, (uid, gid))?;
+    }
+    test_kill_point("after-identity");
+
+    with_header(req, &user, |container| {
+        let active = container.active_keyslots()?;
+        for slot in retire.iter().filter(|s| active.contains(s)) {
+            container.remove_keyslot(*slot)?;
+        }
+        Ok(())
+    })?;
+    test_kill_point("after-old-keyslot-removed");
+    Ok(json!({}))
+}
+
+/// Where an inactive home is mounted while a password change writes its `~/.identity`.
+const PASSWD_MOUNT_ROOT: &str = "/run/systemd/user-home-passwd";
+
+fn write_identity_inactive(
+    req: &Map<String, Value>,
+    user: &str,
+    settings: &LuksSettings,
+    passwords: &[SecretString],
+    identity: &str,
+    (uid, gid): (u32, u32),
+) -> Result<(), StorageError> {
+    let image_path = PathBuf::from(text(req, "imagePath")?);
+    let mount_point = Path::new(PASSWD_MOUNT_ROOT).join(user);
+    let activated = home::activate(&home::ActivateRequest {
+        user_name: user,
+        image_path: &image_path,
+        home_directory: &mount_point,
+        settings,
+        passwords,
+        uid,
+        gid,
+        mount_flags: HomeMountFlags::default(),
+        work_dir: &work_dir(user),
+        trusted_keys: None,
+    })
+    .map_err(StorageError::from)?;
+    let written = directory::write_identity(&mount_point.to_string_lossy(), identity, uid, gid);
+    let closed = home::deactivate(user, &mount_point, &image_path).map_err(StorageError::from);
+    drop(activated);
+    let _ = std::fs::remove_dir(&mount_point);
+    written.and(closed)
+}

@@ -210,6 +210,8 @@ fn dispatch_luks(req: &Map<String, Value>) -> Result<Value, StorageError> {
         "lock" => crate::luks_work::lock(req),
         "unlock" => crate::luks_work::unlock(req),
         "remove" => crate::luks_work::remove(req),
+        "passwd-keyslots" => crate::luks_work::passwd_keyslots(req),
+        "passwd-record" => crate::luks_work::passwd_record(req),
         "inspect" => crate::luks_work::inspect(req),
         other => Err(StorageError::new(
             libc::ENOTTY,

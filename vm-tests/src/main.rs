@@ -10,6 +10,8 @@
 //!     homed-vm-check bench WORKDIR                     (timings of our engine, one line)
 //!     homed-vm-check powercut-write DISK MOUNTPOINT   (never returns: the host kills qemu)
 //!     homed-vm-check powercut-verify DISK MOUNTPOINT
+//!     homed-vm-check records-agree USER IMAGE IDENTITY  (helper: host record, header token and
+//!                                          ~/.identity agree; $CHECK_PASSWORD opens the header)
 //!     homed-vm-check direct-read FILE      (helper: one O_DIRECT read, prints the bytes)
 //!     homed-vm-check search-memory PID     (helper: is $SEARCH_SECRET in that process's memory?)
 //!     homed-vm-check write-synced DIR UID GID   (helper: writes and syncs files until killed)
@@ -1106,6 +1108,50 @@ fn verify_records(
     Ok(())
 }
 
+/// After a password change: the host record `/var/lib/systemd/home/USER.identity`, the home's
+/// `~/.identity` file `identity` and the LUKS header token's record (decrypted with
+/// `$CHECK_PASSWORD`) have the same canonical embedded form; prints its `lastChangeUSec`, the
+/// number of keyslots, and which of `$CHECK_OTHER_PASSWORD` (when set) still opens.
+fn records_agree(user: &str, image: &Path, identity: &Path) -> Outcome {
+    let password = std::env::var("CHECK_PASSWORD")
+        .map_err(|_| fail("records-agree needs the password in $CHECK_PASSWORD"))?;
+    let host_path = PathBuf::from(format!("/var/lib/systemd/home/{user}.identity"));
+    let host = UserRecord::parse(&fs::read(&host_path)?, RecordOrigin::Host)?;
+    let mut opened = LuksImage::open(image, Some(user), true)?;
+    let volume_key = opened.unlock(&[secret(&password)])?;
+    let header = opened.container().token_record(&volume_key)?;
+    let slots = opened.container().active_keyslots()?.len();
+    let other_opens = match std::env::var("CHECK_OTHER_PASSWORD") {
+        Ok(other) => Some(opened.unlock(&[secret(&other)]).is_ok()),
+        Err(_) => None,
+    };
+    drop(opened);
+    let embedded = UserRecord::parse(&fs::read(identity)?, RecordOrigin::Embedded)?;
+    let canonical = |r: &UserRecord| r.embedded_copy().to_compact_string();
+    let want = canonical(&host);
+    for (what, copy) in [("LUKS header record", &header), ("~/.identity", &embedded)] {
+        if canonical(copy) != want {
+            return Err(fail(format!(
+                "the {what} differs from the host record's embedded copy (lastChangeUSec {:?} vs {:?})",
+                copy.json().get("lastChangeUSec"),
+                host.json().get("lastChangeUSec")
+            )));
+        }
+    }
+    let change = host
+        .json()
+        .get("lastChangeUSec")
+        .cloned()
+        .unwrap_or_default();
+    let other = match other_opens {
+        Some(true) => ", the other password opens a keyslot",
+        Some(false) => ", the other password opens no keyslot",
+        None => "",
+    };
+    println!("agree: lastChangeUSec {change}, {slots} keyslot(s){other}");
+    Ok(())
+}
+
 fn mkfs_plain(device: &Path) -> Outcome {
     let status = Command::new("mkfs.ext4")
         .args(["-q", "-F"])
@@ -1193,6 +1239,12 @@ fn main() {
         Some("search-memory") => match args.get(2) {
             Some(pid) => search_process(pid),
             None => Err(fail("search-memory needs a process ID")),
+        },
+        Some("records-agree") => match (args.get(2), args.get(3), args.get(4)) {
+            (Some(user), Some(image), Some(identity)) => {
+                records_agree(user, Path::new(image), Path::new(identity))
+            }
+            _ => Err(fail("records-agree needs USER IMAGE IDENTITY")),
         },
         Some("direct-read") => match args.get(2) {
             Some(file) => direct_read(Path::new(file)),

@@ -1668,11 +1668,14 @@ impl Engine {
                     home.name
                 ))));
             }
-            if self.is_luks(&home) {
-                return Err(AuthError::Now(EngineError::NotSupported(format!(
-                    "Changing the password of LUKS home {} is not supported by this daemon yet.",
+            if self.is_luks(&home) && lock(&home.data).locked {
+                return Err(AuthError::Now(EngineError::HomeLocked(format!(
+                    "Home {} is currently locked.",
                     home.name
                 ))));
+            }
+            if self.is_luks(&home) {
+                self.check_luks_passwd_possible(&home)?;
             }
             self.authenticate_locked(&home, old_secret).await?;
             if new_secret.passwords().is_empty() {
@@ -1701,6 +1704,11 @@ impl Engine {
                 json.insert("lastPasswordChangeUSec".into(), json!(now));
             }
             self.sign_locally(&mut record)?;
+            if self.is_luks(&home) {
+                return self
+                    .change_luks_passwords(&home, record, new_secret, old_secret)
+                    .await;
+            }
             self.save_record(&home, record)?;
             self.publish(&home);
             self.propagate(&home).await?;
@@ -1709,6 +1717,95 @@ impl Engine {
         .await;
         drop(guard);
         reported(result).await
+    }
+
+    /// A LUKS password change rebuilds the keyslots from the new passwords alone: refused where
+    /// the record has keyslots of other kinds (security tokens, recovery keys) that it would
+    /// drop.
+    fn check_luks_passwd_possible(&self, home: &Home) -> EngineResult<()> {
+        let record = self.record(home);
+        let privileged = record.json().get("privileged");
+        for field in ["pkcs11EncryptedKey", "fido2HmacSalt", "recoveryKey"] {
+            let used = privileged
+                .and_then(|p| p.get(field))
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
+            if used {
+                return Err(EngineError::NotSupported(format!(
+                    "Home {} has {field} keyslots, which a password change by this daemon would drop; refusing.",
+                    home.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// A LUKS home's password change, ordered so that one password opens the home at every
+    /// step: keyslots for the new passwords beside the old ones (worker), the new host record
+    /// (here), then the new record into the header token and `~/.identity` and the old keyslots
+    /// wiped (worker). Interrupted before the host record is saved, the old password opens the
+    /// home; after it, the new one, and the next activation brings the header token and
+    /// `~/.identity` up to the host record. The caller holds the operation lock, has checked
+    /// `old_secret` and signed `record`.
+    async fn change_luks_passwords(
+        &self,
+        home: &Home,
+        record: UserRecord,
+        new_secret: &Secret,
+        old_secret: &Secret,
+    ) -> Result<(), AuthError> {
+        let current = self.record(home);
+        let active = self.is_active(home);
+        let (uid, gid) = self.ids(&record)?;
+        self.set_transient(
+            home,
+            Some(if active {
+                "passwd-while-active"
+            } else {
+                "passwd"
+            }),
+        );
+        let result = async {
+            let both = Secret::with_passwords(
+                new_secret
+                    .passwords()
+                    .iter()
+                    .chain(old_secret.passwords())
+                    .map(|p| secrecy::SecretString::from(p.expose_secret().to_owned()))
+                    .collect(),
+            );
+            let mut request = self.luks_request(&current, "passwd-keyslots");
+            request["active"] = json!(active);
+            request["newPasswords"] = json!(new_secret.passwords().len());
+            let (slots, _) = match self.luks_worker(&home.name, request, Some(&both)).await {
+                Err(e @ EngineError::BadPassword(_)) => return Err(AuthError::Delayed(Delayed(e))),
+                other => other?,
+            };
+            drop(both);
+            self.save_record(home, record)?;
+            self.publish(home);
+            crate::luks_work::test_kill_point("after-host-record");
+            let saved = self.record(home);
+            let mut request = self.luks_request(&saved, "passwd-record");
+            request["active"] = json!(active);
+            request["uid"] = json!(uid);
+            request["gid"] = json!(gid);
+            for key in ["oldKeyslots", "newKeyslots"] {
+                request[key] = slots.get(key).cloned().unwrap_or_else(|| json!([]));
+            }
+            self.luks_worker(&home.name, request, Some(new_secret))
+                .await
+                .map_err(|e| {
+                    EngineError::Failed(format!(
+                        "The password of home {} is changed, but writing the new record into the home failed (the next activation does it; the old password's keyslot is left until the next change): {e}",
+                        home.name
+                    ))
+                })?;
+            Ok(())
+        }
+        .await;
+        self.set_transient(home, None);
+        result
     }
 
     /// UpdateHome: a newer record for an existing home; v252 asks for the secret too.
