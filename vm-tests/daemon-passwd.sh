@@ -54,8 +54,8 @@ scenario_passwd() {
 
     cur=$USER_PW
     count=1
-    for step in before-new-keyslot after-new-keyslot after-host-record after-header-record \
-        after-identity after-old-keyslot-removed; do
+    for step in before-new-keyslot after-new-keyslot after-host-record after-old-keyslot-removed \
+        after-header-record after-identity; do
         next="Vm-passwd-$count"
         count=$((count + 1))
         t0=$(date +%s)

@@ -367,9 +367,9 @@ pub(crate) const PASSWD_KILL_STEPS: [&str; 6] = [
     "before-new-keyslot",
     "after-new-keyslot",
     "after-host-record",
+    "after-old-keyslot-removed",
     "after-header-record",
     "after-identity",
-    "after-old-keyslot-removed",
 ];
 
 /// Kills this process at `step` when the test hook asks for it; does nothing in release builds.
@@ -474,10 +474,10 @@ pub fn passwd_keyslots(req: &Map<String, Value>) -> Result<Value, StorageError> 
 }
 
 /// `passwd-record`, the second half of a password change, after the daemon saved the new host
-/// record: the header token and `~/.identity` get its embedded copy, then the old keyslots
-/// (`oldKeyslots`) are wiped. The secret holds the new passwords. An inactive home is activated
-/// for the `~/.identity` write under a private home directory and deactivated again, as
-/// homework does for a password change.
+/// record: the old keyslots (`oldKeyslots`) are wiped, then the header token and `~/.identity`
+/// get the record's embedded copy. The secret holds the new passwords. An inactive home is
+/// activated for the `~/.identity` write under a private home directory and deactivated again,
+/// as homework does for a password change.
 pub fn passwd_record(req: &Map<String, Value>) -> Result<Value, StorageError> {
     let (record, machine) = host_record(req)?;
     let view = record.view(&machine);
@@ -496,7 +496,10 @@ pub fn passwd_record(req: &Map<String, Value>) -> Result<Value, StorageError> {
     let embedded = record.embedded_copy();
     let identity = embedded.to_pretty_string();
 
-    with_header(req, &user, |container| {
+    // The host record asks for the new password now: the old keyslots go first, so that a
+    // crash from here on leaves no keyslot of the old password behind; the older copies of the
+    // record in the header and ~/.identity are brought forward by the next activation.
+    let volume_key = with_header(req, &user, |container| {
         let (volume_key, _) = container.volume_key(&new)?;
         let active = container.active_keyslots()?;
         if let Some(missing) = keep.iter().find(|s| !active.contains(s)) {
@@ -504,8 +507,17 @@ pub fn passwd_record(req: &Map<String, Value>) -> Result<Value, StorageError> {
                 "keyslot {missing} of the new password is gone"
             )));
         }
+        for slot in retire.iter().filter(|s| active.contains(s)) {
+            container.remove_keyslot(*slot)?;
+        }
+        Ok(volume_key)
+    })?;
+    test_kill_point("after-old-keyslot-removed");
+
+    with_header(req, &user, |container| {
         container.set_token_record(&volume_key, &embedded)
     })?;
+    drop(volume_key);
     test_kill_point("after-header-record");
 
     if flag(req, "active") {
@@ -514,15 +526,6 @@ pub fn passwd_record(req: &Map<String, Value>) -> Result<Value, StorageError> {
         write_identity_inactive(req, &user, &settings, &new, &identity, (uid, gid))?;
     }
     test_kill_point("after-identity");
-
-    with_header(req, &user, |container| {
-        let active = container.active_keyslots()?;
-        for slot in retire.iter().filter(|s| active.contains(s)) {
-            container.remove_keyslot(*slot)?;
-        }
-        Ok(())
-    })?;
-    test_kill_point("after-old-keyslot-removed");
     Ok(json!({}))
 }
 

@@ -174,23 +174,29 @@ fn password_change_worker_killed_at_header_steps_leaves_an_image_that_opens() {
     assert_eq!(reply["errno"], json!(libc::ENOKEY), "{reply:?}");
     assert_eq!(state(&path), (true, false, old_header.clone(), vec![0]));
 
-    // The first half done; the daemon has saved the new host record. The second half killed
-    // after the header got the new record: both passwords open, the header holds the new
-    // record, which the next activation finds equal to the host record.
-    let path = make("after-header.home");
-    let Outcome::Reply(slots) = worker(&keyslots(&path), None) else {
-        unreachable!()
+    // The first half done; the daemon has saved the new host record, which asks for the new
+    // password from now on. The second half wipes the old keyslot first, then writes the new
+    // record into the header: killed after either, the new password opens the image, the old
+    // one no more, and the header's record is whole (an older one is brought forward to the
+    // host record by the next activation).
+    let second_half = |path: &Path| {
+        let Outcome::Reply(slots) = worker(&keyslots(path), None) else {
+            unreachable!()
+        };
+        assert_eq!(slots["ok"], json!(true), "{slots:?}");
+        assert_eq!(slots["oldKeyslots"], json!([0]));
+        assert_eq!(slots["newKeyslots"], json!([1]));
+        let mut req = request("passwd-record", path, &new_record, &[NEW]);
+        for k in ["oldKeyslots", "newKeyslots"] {
+            req.insert(k.into(), slots[k].clone());
+        }
+        req.insert("uid".into(), json!(60200));
+        req.insert("gid".into(), json!(60200));
+        req
     };
-    assert_eq!(slots["ok"], json!(true), "{slots:?}");
-    assert_eq!(slots["oldKeyslots"], json!([0]));
-    assert_eq!(slots["newKeyslots"], json!([1]));
-    let mut second = request("passwd-record", &path, &new_record, &[NEW]);
-    for k in ["oldKeyslots", "newKeyslots"] {
-        second.insert(k.into(), slots[k].clone());
-    }
-    second.insert("uid".into(), json!(60200));
-    second.insert("gid".into(), json!(60200));
 
+    let path = make("after-removal.home");
+    let second = second_half(&path);
     // Keyslots to remove that include one to keep are refused before anything is written.
     let mut overlapping = second.clone();
     overlapping.insert("oldKeyslots".into(), json!([0, 1]));
@@ -199,10 +205,17 @@ fn password_change_worker_killed_at_header_steps_leaves_an_image_that_opens() {
     };
     assert_eq!(reply["ok"], json!(false), "{reply:?}");
     assert_eq!(state(&path), (true, true, old_header.clone(), vec![0, 1]));
+    assert!(matches!(
+        worker(&second, Some("after-old-keyslot-removed")),
+        Outcome::Killed
+    ));
+    assert_eq!(state(&path), (false, true, old_header.clone(), vec![1]));
 
+    let path = make("after-header.home");
+    let second = second_half(&path);
     assert!(matches!(
         worker(&second, Some("after-header-record")),
         Outcome::Killed
     ));
-    assert_eq!(state(&path), (true, true, new_header.clone(), vec![0, 1]));
+    assert_eq!(state(&path), (false, true, new_header.clone(), vec![1]));
 }

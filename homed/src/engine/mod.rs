@@ -1742,11 +1742,11 @@ impl Engine {
 
     /// A LUKS home's password change, ordered so that one password opens the home at every
     /// step: keyslots for the new passwords beside the old ones (worker), the new host record
-    /// (here), then the new record into the header token and `~/.identity` and the old keyslots
-    /// wiped (worker). Interrupted before the host record is saved, the old password opens the
-    /// home; after it, the new one, and the next activation brings the header token and
-    /// `~/.identity` up to the host record. The caller holds the operation lock, has checked
-    /// `old_secret` and signed `record`.
+    /// (here), then the old keyslots wiped and the new record written into the header token
+    /// and `~/.identity` (worker). Interrupted before the host record is saved, the old
+    /// password opens the home; after it, the new one, and the next activation brings the
+    /// header token and `~/.identity` up to the host record. The caller holds the operation
+    /// lock, has checked `old_secret` and signed `record`.
     async fn change_luks_passwords(
         &self,
         home: &Home,
@@ -1797,7 +1797,7 @@ impl Engine {
                 .await
                 .map_err(|e| {
                     EngineError::Failed(format!(
-                        "The password of home {} is changed, but writing the new record into the home failed (the next activation does it; the old password's keyslot is left until the next change): {e}",
+                        "The password of home {} is changed, but finishing the change inside the home failed (the next activation brings its copies of the record up to date): {e}",
                         home.name
                     ))
                 })?;
