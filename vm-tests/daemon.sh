@@ -85,10 +85,35 @@ EOF
     echo vmguest > /proc/sys/kernel/hostname
     dbus-daemon --config-file=/etc/dbus-1/system.conf --nofork --nopidfile > /run/dbus.log 2>&1 &
     wait_for 20 test -S /run/dbus/system_bus_socket || fail "the system bus did not come up"
-    homed > /run/homed.log 2>&1 &
+    start_homed
+    say "dbus-daemon and homed are up"
+}
+
+# Starts our daemon (arguments passed on) and waits until it owns its name. The size of a core
+# dump is not limited, but homed makes itself non-dumpable unless HOMED_TEST_KEEP_DUMPABLE=1.
+start_homed() {
+    (ulimit -c unlimited && exec homed "$@") >> /run/homed.log 2>&1 &
     wait_for 30 'dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus.GetNameOwner string:org.freedesktop.home1' ||
         fail "homed did not take org.freedesktop.home1"
-    say "dbus-daemon and homed are up"
+}
+
+# Whether an flock is held on the file $1: /proc/locks names it as major:minor:inode (the PID
+# it shows is the locker's, which may have passed the descriptor on).
+flocked() {
+    dev=$((0x$(stat -c %D "$1")))
+    id=$(printf '%02x:%02x:%s' $(((dev >> 8) & 0xfff)) $(((dev & 0xff) | ((dev >> 12) & 0xfff00))) "$(stat -c %i "$1")")
+    awk -v id="$id" '$2 == "FLOCK" && $6 == id { found = 1 } END { exit !found }' /proc/locks
+}
+# The locks, and the processes that have the file $1 open, when a lock check failed.
+show_locks() {
+    echo "  |   image $1: dev $(stat -c %D "$1") inode $(stat -c %i "$1")"
+    sed 's/^/  |   \/proc\/locks: /' /proc/locks
+    for fd in /proc/[0-9]*/fd/*; do
+        [ "$(readlink "$fd" 2>/dev/null)" = "$1" ] || continue
+        p=${fd#/proc/}
+        p=${p%%/*}
+        echo "  |   open in $p ($(tr '\0' ' ' < /proc/$p/cmdline)) as ${fd##*/}"
+    done
 }
 
 # Logs in through pamtester: service $1 (a pam.d-examples stack), user $2, the password on
@@ -192,6 +217,14 @@ scenario_login() {
 
 scenario_suspend() {
     user=vmsusp
+    # homed makes itself non-dumpable (then the kernel writes no core at all); this scenario's
+    # daemon is asked to stay dumpable, so that a real core dump of it can be searched.
+    pid=$(pidof homed)
+    [ -n "$pid" ] && kill $pid
+    wait_for 20 '[ -z "$(pidof homed)" ]' || fail "homed did not stop"
+    export HOMED_TEST_KEEP_DUMPABLE=1
+    start_homed
+    unset HOMED_TEST_KEEP_DUMPABLE
     create_home $user
     suspend_stack
 
@@ -216,6 +249,36 @@ scenario_suspend() {
     sleep 2
     kill -0 $reader 2>/dev/null || fail "an O_DIRECT read finished while locked"
     say "an O_DIRECT read in the home blocks"
+
+    # A real core dump of the daemon while the home is locked.
+    mkdir -p /run/cores
+    echo /run/cores/core.%p > /proc/sys/kernel/core_pattern
+    pid=$(pidof homed)
+    [ -n "$pid" ] || fail "homed is not running"
+    flocked /home/$user.home || { show_locks /home/$user.home; fail "the image is not locked while the home is locked"; }
+    kill -ABRT $pid
+    wait_for 60 '[ ! -d /proc/'$pid' ] || grep -q "^State:.*Z" /proc/'$pid'/status' ||
+        fail "homed did not die of SIGABRT"
+    core=/run/cores/core.$pid
+    [ -s $core ] || fail "the kernel wrote no core dump of homed"
+    # A value of the record the daemon holds: the search has to find it in the core.
+    uuid=$(sed -n 's/.*"luksUuid" *: *"\([^"]*\)".*/\1/p' /var/lib/systemd/home/$user.identity | head -n 1)
+    [ -n "$uuid" ] || fail "no luksUuid in the host record"
+    SEARCH_SECRET=$USER_PW SEARCH_PRESENT=$uuid homed-vm-check search-core $core $user /home/$user.home ||
+        fail "the core dump of the daemon holds a secret"
+    rm -f $core
+    # The loop device was bound to the locked image descriptor: the lock outlives the daemon.
+    flocked /home/$user.home || { show_locks /home/$user.home; fail "the image lock went with the daemon"; }
+    [ "$(cat "$dm/dm/suspended")" = 1 ] || fail "the device was resumed when homed died"
+    say "without a daemon the home stays locked and its image locked"
+
+    # The next daemon picks the home up, locked.
+    start_homed
+    [ "$(state_of $user)" = locked ] || fail "state after homed restarted: $(state_of $user)"
+    [ "$(cat "$dm/dm/suspended")" = 1 ] || fail "the restart resumed the device"
+    flocked /home/$user.home || { show_locks /home/$user.home; fail "the image lock went with the restart"; }
+    kill -0 $reader 2>/dev/null || fail "the read completed across the restart"
+    say "homed restarted: the home is still locked, the read still waits"
 
     # A wrong password, through another PAM conversation, leaves it locked.
     echo wrong-password | timeout 60 pamtester login-suspend $user authenticate > /run/wrong.out 2>&1 &&

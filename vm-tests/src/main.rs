@@ -14,6 +14,8 @@
 //!                                          ~/.identity agree; $CHECK_PASSWORD opens the header)
 //!     homed-vm-check direct-read FILE      (helper: one O_DIRECT read, prints the bytes)
 //!     homed-vm-check search-memory PID     (helper: is $SEARCH_SECRET in that process's memory?)
+//!     homed-vm-check search-core CORE USER IMAGE  (helper: neither $SEARCH_SECRET nor the volume
+//!                                          key it opens is in CORE; $SEARCH_PRESENT is)
 //!     homed-vm-check write-synced DIR UID GID   (helper: writes and syncs files until killed)
 //!     homed-vm-check check-synced DIR N    (helper: the files write-synced reported up to N)
 //!     homed-vm-check dirty IMAGE           (helper: prints dirty or clean)
@@ -783,6 +785,105 @@ fn search_process(pid: &str) -> Outcome {
     }
 }
 
+/// The volume key of `user`'s image, opened with `password`, masked as bytes and as the hex
+/// text of a dm-crypt table line.
+fn masked_volume_key(
+    image: &Path,
+    user: &str,
+    password: &Masked,
+) -> Result<(Masked, Masked), Box<dyn Error>> {
+    let mut opened = LuksImage::open(image, Some(user), true)?;
+    let key = opened.unlock(&[password.reveal()])?;
+    let mut hex = Vec::with_capacity(2 * key.as_bytes().len());
+    for b in key.as_bytes() {
+        hex.push(b"0123456789abcdef"[usize::from(b >> 4)]);
+        hex.push(b"0123456789abcdef"[usize::from(b & 15)]);
+    }
+    let masked = (Masked::new(key.as_bytes())?, Masked::new(&hex)?);
+    hex.fill(0);
+    Ok(masked)
+}
+
+/// Which of `secrets` occur anywhere in the file at `path`, read in overlapping chunks.
+fn search_file(path: &Path, secrets: &[(&str, &Masked)]) -> Result<Vec<String>, Box<dyn Error>> {
+    let overlap = secrets
+        .iter()
+        .map(|(_, s)| s.masked.len())
+        .max()
+        .unwrap_or(1);
+    let mut file = File::open(path)?;
+    let mut buf = vec![0u8; MIB as usize + overlap];
+    let mut kept = 0;
+    let mut found = Vec::new();
+    loop {
+        let n = file.read(&mut buf[kept..])?;
+        if n == 0 {
+            break;
+        }
+        let filled = kept + n;
+        for (name, secret) in secrets {
+            if !found.contains(&name.to_string()) && secret.found_in(&buf[..filled]) {
+                found.push(name.to_string());
+            }
+        }
+        // Keep the tail, so that a copy across two reads is seen too.
+        kept = filled.min(overlap - 1);
+        buf.copy_within(filled - kept..filled, 0);
+    }
+    buf.fill(0);
+    Ok(found)
+}
+
+/// Fails when the core dump `core` of the daemon holds the password in `$SEARCH_SECRET` or the
+/// volume key of `user`'s image (which that password opens), raw or as hex; and when it does not
+/// hold `$SEARCH_PRESENT`, a string the daemon keeps (so the search is shown to find what is
+/// there).
+fn search_core(core: &Path, user: &str, image: &Path) -> Outcome {
+    let take =
+        |name: &str| std::env::var(name).map_err(|_| fail(format!("search-core needs ${name}")));
+    let password = Masked::new(take("SEARCH_SECRET")?.as_bytes())?;
+    let present = Masked::new(take("SEARCH_PRESENT")?.as_bytes())?;
+    let mut head = [0u8; 18];
+    File::open(core)?.read_exact(&mut head)?;
+    // An ELF file (\x7fELF) of type ET_CORE (4), little-endian.
+    if &head[..4] != b"\x7fELF" || u16::from_le_bytes([head[16], head[17]]) != 4 {
+        return Err(fail(format!("{} is not an ELF core file", core.display())));
+    }
+    let (volume_key, volume_key_hex) = masked_volume_key(image, user, &password)?;
+    let found = search_file(
+        core,
+        &[
+            ("the daemon's record", &present),
+            ("the password", &password),
+            ("the volume key", &volume_key),
+            ("the volume key in hex", &volume_key_hex),
+        ],
+    )?;
+    let size = fs::metadata(core)?.len();
+    if !found.iter().any(|f| f == "the daemon's record") {
+        return Err(fail(
+            "the search does not find what the daemon surely holds in its core",
+        ));
+    }
+    let secrets: Vec<&str> = found
+        .iter()
+        .map(String::as_str)
+        .filter(|f| *f != "the daemon's record")
+        .collect();
+    if !secrets.is_empty() {
+        return Err(fail(format!(
+            "the core dump ({} KiB) holds {}",
+            size / 1024,
+            secrets.join(" and ")
+        )));
+    }
+    step(&format!(
+        "core dump of {} KiB: holds the daemon's record, but neither the password nor the volume key (raw or hex)",
+        size / 1024
+    ));
+    Ok(())
+}
+
 /// After a lock, neither the password nor the volume key is left in the memory of the process
 /// that activated and locked the home (acceptance 2, for the engine).
 fn secrets_after_lock(workdir: &Path) -> Outcome {
@@ -815,19 +916,7 @@ fn secrets_after_lock(workdir: &Path) -> Outcome {
         },
         |_| Ok(()),
     )?;
-    // The key as bytes and as the hex text of a dm-crypt table line.
-    let (volume_key, volume_key_hex) = {
-        let mut image = LuksImage::open(&image_path, Some(user), true)?;
-        let key = image.unlock(&[password.reveal()])?;
-        let mut hex = Vec::with_capacity(2 * key.as_bytes().len());
-        for b in key.as_bytes() {
-            hex.push(b"0123456789abcdef"[usize::from(b >> 4)]);
-            hex.push(b"0123456789abcdef"[usize::from(b & 15)]);
-        }
-        let masked = (Masked::new(key.as_bytes())?, Masked::new(&hex)?);
-        hex.fill(0);
-        masked
-    };
+    let (volume_key, volume_key_hex) = masked_volume_key(&image_path, user, &password)?;
     let active = home::activate(&home::ActivateRequest {
         user_name: user,
         image_path: &image_path,
@@ -1239,6 +1328,12 @@ fn main() {
         Some("search-memory") => match args.get(2) {
             Some(pid) => search_process(pid),
             None => Err(fail("search-memory needs a process ID")),
+        },
+        Some("search-core") => match (args.get(2), args.get(3), args.get(4)) {
+            (Some(core), Some(user), Some(image)) => {
+                search_core(Path::new(core), user, Path::new(image))
+            }
+            _ => Err(fail("search-core needs a core file, a user and an image")),
         },
         Some("records-agree") => match (args.get(2), args.get(3), args.get(4)) {
             (Some(user), Some(image), Some(identity)) => {
