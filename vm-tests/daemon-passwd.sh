@@ -5,7 +5,7 @@
 #
 #   passwd      daemon-luks-passwd: homectl passwd killed at every step (the debug builds' test
 #               hook HOMED_TEST_KILL_AT), then logins with the old, the new or both passwords;
-#               an uninterrupted change; a change while the user is logged in
+#               an uninterrupted change through PAM; a change while the user is logged in
 
 PASSWD_USER=vmpasswd
 
@@ -75,15 +75,18 @@ scenario_passwd() {
         cur=$works
     done
 
-    # An uninterrupted change of the inactive home: only the new password opens it.
+    # An uninterrupted change of the inactive home, through PAM as passwd(1) makes it
+    # (pam.d-examples/passwd: the new password twice, then pam_homed asks for the current one):
+    # only the new password opens the home.
     restart_homed
-    PASSWORD=$cur NEWPASSWORD=Vm-passwd-whole timeout 120 homectl passwd $user > /run/passwd.out 2>&1 ||
-        { sed 's/^/  |   /' /run/passwd.out; fail "homectl passwd of the inactive home failed"; }
+    printf '%s\n%s\n%s\n' Vm-passwd-whole Vm-passwd-whole "$cur" |
+        timeout 120 pamtester passwd $user chauthtok > /run/passwd.out 2>&1 ||
+        { sed 's/^/  |   /' /run/passwd.out; fail "PAM chauthtok of the inactive home failed"; }
     [ "$(state_of $user)" = inactive ] || fail "state after the change: $(state_of $user)"
     login_and_check $user "$cur" Vm-passwd-whole
     case $AGREE in *"1 keyslot(s), the other password opens no keyslot"*) ;;
     *) fail "after an uninterrupted change: $AGREE" ;; esac
-    say "an uninterrupted change: the old password is refused, the new one logs in; $AGREE"
+    say "an uninterrupted change through PAM (pamtester passwd chauthtok): the old password is refused, the new one logs in; $AGREE"
     cur=Vm-passwd-whole
 
     # A change while the user is logged in: the session goes on.
