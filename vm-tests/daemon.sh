@@ -299,6 +299,12 @@ scenario_suspend() {
     end_session || fail "pamtester failed"
     wait_for 60 nothing_left $user || fail "after logout something is left"
     say "logout closed everything"
+    # The restarted daemon was given the wrong password and unlocked the home with the right
+    # one (AcquireHome through PAM, then the worker's resume): neither is left in its memory.
+    pid=$(pidof homed)
+    for pw in "$USER_PW" wrong-password; do
+        SEARCH_SECRET=$pw homed-vm-check search-memory $pid || fail "homed still holds a password it was given"
+    done
 }
 
 login1() {
