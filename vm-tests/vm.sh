@@ -16,6 +16,8 @@ cache=${HOMED_VM_CACHE:-/var/cache/homed-vm}
 target=${CARGO_TARGET_DIR:-$repo/target}
 profile=${HOMED_VM_PROFILE:-debug}
 timeout_secs=${HOMED_VM_TIMEOUT:-300}
+# The main boot runs every engine and daemon scenario in one go (about 6 minutes warm).
+main_timeout=${HOMED_VM_MAIN_TIMEOUT:-900}
 mem=${HOMED_VM_MEMORY:-1536}
 
 # Kernel modules the scenarios need, by name; their dependencies are added from modules.dep.
@@ -398,9 +400,9 @@ run() {
     kernel_ver=$(ls "$kernel_dir/lib/modules")
     initrd=$(initramfs)
     logf=$cache/last-run.log
-    log "booting $kernel_ver (TCG, ${mem} MiB, timeout ${timeout_secs}s); console logs in $cache"
+    log "booting $kernel_ver (TCG, ${mem} MiB, timeout ${main_timeout}s, then ${timeout_secs}s a boot); console logs in $cache"
     {
-        timeout --kill-after=10 "$timeout_secs" \
+        timeout --kill-after=10 "$main_timeout" \
             bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot '$logf' main" || rc=$?
         show "$logf"
         if ! clean "$logf" | grep -q '^VMTEST END'; then
@@ -430,7 +432,7 @@ case "${1:-all}" in
         kernel_dir=$(kernel)
         kernel_ver=$(ls "$kernel_dir/lib/modules")
         initrd=$(initramfs)
-        timeout --kill-after=10 "$timeout_secs" \
+        timeout --kill-after=10 "$main_timeout" \
             bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot '$cache/daemon-run.log' 'daemon homed_only=$only'" || true
         show "$cache/daemon-run.log"
         ;;
@@ -441,7 +443,7 @@ case "${1:-all}" in
         kernel_dir=$(kernel)
         kernel_ver=$(ls "$kernel_dir/lib/modules")
         initrd=$(initramfs)
-        timeout --kill-after=10 "$timeout_secs" \
+        timeout --kill-after=10 "$main_timeout" \
             bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot '$cache/last-run.log' main" || true
         show "$cache/last-run.log"
         ;;
