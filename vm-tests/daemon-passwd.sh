@@ -103,6 +103,19 @@ scenario_passwd() {
         { end_session; fail "while active: $AGREE"; }
     case $AGREE in *"1 keyslot(s), the other password opens no keyslot"*) ;;
     *) end_session; fail "after the change while active: $AGREE" ;; esac
+    # Locked (dm-crypt suspended), the home refuses a change with a clear error; the new
+    # password unlocks it.
+    timeout 60 homectl lock $user > /run/lock.out 2>&1 ||
+        { sed 's/^/  |   /' /run/lock.out; end_session; fail "homectl lock failed"; }
+    [ "$(state_of $user)" = locked ] || { end_session; fail "state after homectl lock: $(state_of $user)"; }
+    PASSWORD=Vm-passwd-active NEWPASSWORD=Vm-passwd-locked timeout 60 homectl passwd $user > /run/passwd.out 2>&1 &&
+        { end_session; fail "homectl passwd of a locked home succeeded"; }
+    grep -q "currently locked" /run/passwd.out ||
+        { sed 's/^/  |   /' /run/passwd.out; end_session; fail "no clear error for the locked home"; }
+    PASSWORD=Vm-passwd-active timeout 60 homectl unlock $user > /run/unlock.out 2>&1 ||
+        { sed 's/^/  |   /' /run/unlock.out; end_session; fail "the new password does not unlock the home"; }
+    [ "$(state_of $user)" = active ] || { end_session; fail "state after the unlock: $(state_of $user)"; }
+    say "locked, the home refuses a change ($(head -n 1 /run/passwd.out)); the new password unlocks it"
     PASSWORD=$cur timeout 60 homectl authenticate $user > /run/auth.out 2>&1 &&
         { end_session; fail "the old password still authenticates"; }
     PASSWORD=Vm-passwd-active timeout 60 homectl authenticate $user > /run/auth.out 2>&1 ||
