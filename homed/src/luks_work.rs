@@ -375,8 +375,7 @@ pub(crate) const PASSWD_KILL_STEPS: [&str; 6] = [
 /// Kills this process at `step` when the test hook asks for it; does nothing in release builds.
 pub(crate) fn test_kill_point(step: &str) {
     debug_assert!(PASSWD_KILL_STEPS.contains(&step));
-    #[cfg(debug_assertions)]
-    if std::env::var_os(TEST_KILL_VAR).is_some_and(|v| v == step) {
+    if cfg!(debug_assertions) && std::env::var_os(TEST_KILL_VAR).is_some_and(|v| v == step) {
         eprintln!("{TEST_KILL_VAR}: killed at {step}");
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     }
