@@ -2186,3 +2186,5 @@ impl Engine {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod passwd_tests;

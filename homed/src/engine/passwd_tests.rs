@@ -1,0 +1,229 @@
+//! The daemon's side of a LUKS password change, driven without a bus and without dm-crypt: a
+//! stand-in worker records the requests and answers or dies as told. The order under test: the
+//! keyslots for the new password first (with the old one to open the volume), the host record
+//! only after them, the rest of the change in the home last.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use homed_shared::password::{hash_password, verify_password};
+use homed_shared::record::Secret;
+use homed_shared::signing::sign_record;
+use homed_shared::{MachineContext, RecordOrigin, UserRecord};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use super::store::RecordStore;
+use super::{Caller, Engine, EngineError, Paths, SleepMode};
+
+const MID: &str = "0123456789abcdef0123456789abcdef";
+const UID: u32 = 60150;
+const OLD: &str = "Luks-old-pw-1";
+const NEW: &str = "Luks-new-pw-2";
+
+/// What the stand-in worker does for an operation.
+enum Act {
+    Reply(Value),
+    Die,
+}
+
+/// A stand-in for `homed worker`: it saves each request as `req-N.json` and answers from
+/// `keyslots.act` or `record.act` (a reply, or `die` for SIGKILL).
+const WORKER: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+n=$(ls "$dir" | grep -c '^req-')
+cat > "$dir/req-$n.json"
+case $(grep -o '"op":"[a-z-]*"' "$dir/req-$n.json") in
+*passwd-keyslots*) act=$dir/keyslots.act ;;
+*passwd-record*) act=$dir/record.act ;;
+*) printf '{"ok":false,"errno":25,"message":"unexpected operation"}'; exit 1 ;;
+esac
+[ "$(cat "$act")" = die ] && kill -9 $$
+cat "$act"
+"#;
+
+struct Fixture {
+    tmp: tempfile::TempDir,
+    paths: Paths,
+}
+
+impl Fixture {
+    fn new(keyslots: Act, record: Act) -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path();
+        let paths = Paths {
+            record_dir: base.join("records"),
+            home_root: base.join("home").to_string_lossy().into_owned(),
+            run_dir: base.join("run"),
+            publish_dir: base.join("publish"),
+            key_dirs: vec![base.join("records")],
+        };
+        std::fs::create_dir_all(&paths.record_dir).unwrap();
+        std::fs::create_dir_all(base.join("home")).unwrap();
+        std::fs::create_dir_all(base.join("worker")).unwrap();
+        let worker = base.join("worker/homed");
+        std::fs::write(&worker, WORKER).unwrap();
+        std::fs::set_permissions(&worker, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for (file, act) in [("keyslots.act", keyslots), ("record.act", record)] {
+            let text = match act {
+                Act::Reply(v) => v.to_string(),
+                Act::Die => "die".into(),
+            };
+            std::fs::write(base.join("worker").join(file), text).unwrap();
+        }
+        let store = RecordStore {
+            dir: paths.record_dir.clone(),
+        };
+        let key = store.create_signing_key().unwrap();
+        let hash = hash_password(&SecretString::from(OLD.to_owned())).unwrap();
+        let mut record = UserRecord::from_value(
+            json!({
+                "userName": "luser",
+                "disposition": "regular",
+                "storage": "luks",
+                "lastChangeUSec": 1_700_000_000_000_000u64,
+                "lastPasswordChangeUSec": 1_700_000_000_000_000u64,
+                "privileged": {"hashedPassword": [hash]},
+            }),
+            RecordOrigin::Host,
+        )
+        .unwrap();
+        sign_record(&mut record, &key);
+        let mut binding = serde_json::Map::new();
+        binding.insert("uid".into(), json!(UID));
+        binding.insert("gid".into(), json!(UID));
+        binding.insert("storage".into(), json!("luks"));
+        binding.insert(
+            "imagePath".into(),
+            json!(format!("{}/luser.home", paths.home_root)),
+        );
+        record.set_binding(MID, binding);
+        store.save(&record).unwrap();
+        Fixture { tmp, paths }
+    }
+
+    fn engine(&self) -> Arc<Engine> {
+        Engine::load(
+            MachineContext::new(MID, None),
+            self.paths.clone(),
+            self.tmp.path().join("worker/homed"),
+            SleepMode::Systemd,
+        )
+    }
+
+    /// The requests the stand-in worker got, in order.
+    fn requests(&self) -> Vec<Value> {
+        let dir = self.tmp.path().join("worker");
+        (0..)
+            .map(|n| dir.join(format!("req-{n}.json")))
+            .take_while(|p: &PathBuf| p.exists())
+            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+            .collect()
+    }
+
+    /// Which of the two passwords the saved host record takes.
+    fn host_takes(&self) -> (bool, bool) {
+        takes(&std::fs::read_to_string(self.paths.record_dir.join("luser.identity")).unwrap())
+    }
+}
+
+/// Which of the two passwords the record `text` takes.
+fn takes(text: &str) -> (bool, bool) {
+    let record = UserRecord::parse(text.as_bytes(), RecordOrigin::Host).unwrap();
+    let hashes = record.json()["privileged"]["hashedPassword"].clone();
+    let hashes: Vec<String> = serde_json::from_value(hashes).unwrap();
+    let check = |p: &str| {
+        let p = SecretString::from(p.to_owned());
+        hashes.iter().any(|h| verify_password(&p, h))
+    };
+    (check(OLD), check(NEW))
+}
+
+fn password(p: &str) -> Secret {
+    Secret::with_passwords(vec![SecretString::from(p.to_owned())])
+}
+
+fn slots_reply() -> Act {
+    Act::Reply(json!({"ok": true, "oldKeyslots": [0], "newKeyslots": [1]}))
+}
+
+fn record_of(request: &Value) -> &str {
+    request["record"].as_str().unwrap()
+}
+
+async fn change(engine: &Engine) -> Result<(), EngineError> {
+    engine
+        .change_password(Caller::ROOT, "luser", &password(NEW), &password(OLD))
+        .await
+}
+
+#[tokio::test]
+async fn keyslots_first_then_the_host_record_then_the_home() {
+    let fixture = Fixture::new(slots_reply(), Act::Reply(json!({"ok": true})));
+    let engine = fixture.engine();
+    change(&engine).await.unwrap();
+    let requests = fixture.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+
+    // First: keyslots for the new password, the volume opened with the old one; the host
+    // record sent along is still the old one.
+    let first = &requests[0];
+    assert_eq!(first["op"], "passwd-keyslots");
+    assert_eq!(first["secret"]["password"], json!([NEW, OLD]));
+    assert_eq!(first["newPasswords"], 1);
+    assert_eq!(first["active"], false);
+    assert_eq!(takes(record_of(first)), (true, false));
+
+    // Then the rest in the home, with the new record and the new password alone, retiring the
+    // keyslots the first step found and keeping the one it added.
+    let second = &requests[1];
+    assert_eq!(second["op"], "passwd-record");
+    assert_eq!(second["secret"]["password"], json!([NEW]));
+    assert_eq!(second["oldKeyslots"], json!([0]));
+    assert_eq!(second["newKeyslots"], json!([1]));
+    assert_eq!(
+        (second["uid"].clone(), second["gid"].clone()),
+        (json!(UID), json!(UID))
+    );
+    assert_eq!(takes(record_of(second)), (false, true));
+    assert_eq!(fixture.host_takes(), (false, true));
+}
+
+#[tokio::test]
+async fn a_worker_killed_while_adding_keyslots_leaves_the_old_password() {
+    let fixture = Fixture::new(Act::Die, Act::Reply(json!({"ok": true})));
+    let engine = fixture.engine();
+    let err = change(&engine).await.unwrap_err();
+    assert!(matches!(err, EngineError::Failed(_)), "{err:?}");
+    assert_eq!(fixture.requests().len(), 1);
+    assert_eq!(fixture.host_takes(), (true, false));
+    // A restarted daemon reads the same record.
+    let again = fixture.engine();
+    let record = again.record(&again.lookup("luser").unwrap());
+    assert_eq!(takes(&record.to_compact_string()), (true, false));
+}
+
+#[tokio::test]
+async fn a_worker_killed_after_the_host_record_leaves_the_new_password() {
+    let fixture = Fixture::new(slots_reply(), Act::Die);
+    let engine = fixture.engine();
+    let err = change(&engine).await.unwrap_err();
+    assert!(
+        matches!(&err, EngineError::Failed(m) if m.contains("is changed")),
+        "{err:?}"
+    );
+    assert_eq!(fixture.requests().len(), 2);
+    assert_eq!(fixture.host_takes(), (false, true));
+}
+
+#[tokio::test]
+async fn a_refused_first_step_changes_nothing() {
+    let refused = json!({"ok": false, "errno": libc::EADDRINUSE, "message": "in use"});
+    let fixture = Fixture::new(Act::Reply(refused), Act::Reply(json!({"ok": true})));
+    let engine = fixture.engine();
+    let err = change(&engine).await.unwrap_err();
+    assert!(matches!(err, EngineError::HomeBusy(_)), "{err:?}");
+    assert_eq!(fixture.requests().len(), 1);
+    assert_eq!(fixture.host_takes(), (true, false));
+}
