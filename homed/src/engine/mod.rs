@@ -2185,6 +2185,6 @@ impl Engine {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod passwd_tests;
+#[cfg(test)]
+mod tests;
