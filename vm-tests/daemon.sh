@@ -260,7 +260,7 @@ scenario_suspend() {
     wait_for 60 '[ ! -d /proc/'$pid' ] || grep -q "^State:.*Z" /proc/'$pid'/status' ||
         fail "homed did not die of SIGABRT"
     core=/run/cores/core.$pid
-    [ -s $core ] || fail "the kernel wrote no core dump of homed"
+    [ -s $core ] || fail "the kernel wrote no core dump of homed (a release build stays non-dumpable)"
     # A value of the record the daemon holds: the search has to find it in the core.
     uuid=$(sed -n 's/.*"luksUuid" *: *"\([^"]*\)".*/\1/p' /var/lib/systemd/home/$user.identity | head -n 1)
     [ -n "$uuid" ] || fail "no luksUuid in the host record"

@@ -17,7 +17,7 @@ use engine::{Engine, Paths, SleepMode};
 #[global_allocator]
 static ALLOCATOR: wiping_alloc::WipingAllocator = wiping_alloc::WipingAllocator;
 
-/// Set to 1, the daemon stays dumpable (the kernel may write a core dump of it).
+/// Set to 1, a debug build of the daemon stays dumpable (the kernel may write a core dump of it).
 const KEEP_DUMPABLE_VAR: &str = "HOMED_TEST_KEEP_DUMPABLE";
 
 const USAGE: &str = "usage: homed [--sleep=systemd|elogind|inhibitor]
@@ -67,8 +67,9 @@ fn main() -> ExitCode {
         std::env::set_var("HOMED_BYPASS_NSS", "1");
     }
     // Passwords pass through this process: no core dumps, no ptrace by non-root. The VM test
-    // that shows a core dump holds no secret after a lock needs a dump, so it alone asks for one.
-    if std::env::var_os(KEEP_DUMPABLE_VAR).is_some_and(|v| v == "1") {
+    // that shows a core dump holds no secret after a lock needs a dump, so it alone asks for one
+    // (debug builds only, as the other test hooks).
+    if cfg!(debug_assertions) && std::env::var_os(KEEP_DUMPABLE_VAR).is_some_and(|v| v == "1") {
         eprintln!("homed: {KEEP_DUMPABLE_VAR}=1: core dumps stay enabled (for tests only)");
     } else if let Err(e) = nix::sys::prctl::set_dumpable(false) {
         eprintln!("homed: cannot make the process non-dumpable: {e}");
