@@ -73,7 +73,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn realloc_keeps_the_contents_and_moves() {
+    fn realloc_keeps_the_contents_when_growing_and_shrinking() {
         let a = WipingAllocator;
         let layout = Layout::from_size_align(16, 8).unwrap_or_else(|e| panic!("{e}"));
         // SAFETY: a 16-byte block is written within bounds, grown, read within its new bounds and
