@@ -139,6 +139,7 @@ daemon-luks-suspend suspend
 daemon-luks-sleep sleep
 daemon-luks-fixate-252 fixate
 daemon-luks-passwd passwd
+daemon-luks-reconcile reconcile
 "
 
 daemon_scenarios() {

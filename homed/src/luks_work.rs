@@ -190,10 +190,10 @@ pub fn activate(req: &Map<String, Value>) -> Result<(Value, File), StorageError>
     .map_err(StorageError::from)?;
     let reconciled = reconcile(
         &user,
-        &record,
+        (&record, &machine),
         &activated.header_record,
         activated.identity.as_deref(),
-        &passwords,
+        (&passwords, &keys),
         &home_directory,
         (uid, gid),
     );
@@ -208,14 +208,13 @@ pub fn activate(req: &Map<String, Value>) -> Result<(Value, File), StorageError>
 
 fn reconcile(
     user: &str,
-    host: &UserRecord,
+    (host, machine): (&UserRecord, &MachineContext),
     header: &UserRecord,
     identity: Option<&[u8]>,
-    passwords: &[SecretString],
+    (passwords, keys): (&[SecretString], &TrustedKeys),
     home_directory: &str,
     (uid, gid): (u32, u32),
 ) -> Result<Value, StorageError> {
-    let host_embedded = host.embedded_copy();
     let same_user = |r: &UserRecord| r.user_name() == host.user_name() && r.realm() == host.realm();
     if !same_user(header) {
         return Err(StorageError::new(
@@ -241,32 +240,60 @@ fn reconcile(
             Some(r)
         }
     };
-    let host_text = host_embedded.to_compact_string();
-    let stale = |r: &UserRecord| {
-        last_change(r) < last_change(host)
-            || (last_change(r) == last_change(host) && r.to_compact_string() != host_text)
+    let newest = [Some(header), identity.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter(|r| last_change(r) > last_change(host))
+        .max_by_key(|r| last_change(r));
+    // The copy every location ends up with: the newest embedded one when the daemon is going to
+    // adopt it (trusted, and the password opens it: the daemon checks the same again), so that
+    // the three copies agree after this one activation; otherwise the host record's. A newer copy
+    // the daemon will refuse changes nothing here: it refuses the activation.
+    let target = match newest {
+        Some(r) if adoptable(r, machine, passwords, keys) => r.embedded_copy(),
+        Some(r) => return Ok(json!({"identity": r.to_pretty_string()})),
+        None => host.embedded_copy(),
     };
-    if stale(header) {
+    let target_text = target.to_compact_string();
+    if header.to_compact_string() != target_text {
         let name = dm_name(user);
         let mut container = LuksContainer::active(&name).map_err(StorageError::from)?;
         let (volume_key, _) = container
             .volume_key(passwords)
             .map_err(StorageError::from)?;
         container
-            .set_token_record(&volume_key, &host_embedded)
+            .set_token_record(&volume_key, &target)
             .map_err(StorageError::from)?;
     }
-    if identity.as_ref().is_none_or(&stale) {
-        directory::write_identity(home_directory, &host_embedded.to_pretty_string(), uid, gid)?;
+    if identity
+        .as_ref()
+        .is_none_or(|r| r.to_compact_string() != target_text)
+    {
+        directory::write_identity(home_directory, &target.to_pretty_string(), uid, gid)?;
     }
-    let newest = [Some(header), identity.as_ref()]
-        .into_iter()
-        .flatten()
-        .filter(|r| last_change(r) > last_change(host))
-        .max_by_key(|r| last_change(r));
     Ok(match newest {
-        Some(r) => json!({"identity": r.to_pretty_string()}),
+        Some(_) => json!({"identity": target.to_pretty_string()}),
         None => json!({}),
+    })
+}
+
+/// Whether the daemon will take `record` over its host record: signed by a trusted key, and one
+/// of `passwords` matches one of its password hashes.
+fn adoptable(
+    record: &UserRecord,
+    machine: &MachineContext,
+    passwords: &[SecretString],
+    keys: &TrustedKeys,
+) -> bool {
+    if !matches!(keys.verdict(record), Ok(v) if v.is_trusted()) {
+        return false;
+    }
+    let view = record.view(machine);
+    let hashes = view.hashed_passwords();
+    passwords.iter().any(|p| {
+        hashes
+            .iter()
+            .any(|h| homed_shared::password::verify_password(p, h))
     })
 }
 

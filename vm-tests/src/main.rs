@@ -12,6 +12,8 @@
 //!     homed-vm-check powercut-verify DISK MOUNTPOINT
 //!     homed-vm-check records-agree USER IMAGE IDENTITY  (helper: host record, header token and
 //!                                          ~/.identity agree; $CHECK_PASSWORD opens the header)
+//!     homed-vm-check newer-record FILE KEY REAL-NAME  (helper: FILE's embedded record made
+//!                                          newer, with that real name, signed by KEY)
 //!     homed-vm-check direct-read FILE      (helper: one O_DIRECT read, prints the bytes)
 //!     homed-vm-check search-memory PID     (helper: is $SEARCH_SECRET in that process's memory?)
 //!     homed-vm-check search-core CORE USER IMAGE  (helper: neither $SEARCH_SECRET nor the volume
@@ -1201,6 +1203,26 @@ fn verify_records(
 /// `~/.identity` file `identity` and the LUKS header token's record (decrypted with
 /// `$CHECK_PASSWORD`) have the same canonical embedded form; prints its `lastChangeUSec`, the
 /// number of keyslots, and which of `$CHECK_OTHER_PASSWORD` (when set) still opens.
+/// Rewrites the embedded record in `file` as a newer one: another real name, lastChangeUSec a
+/// second later, signed again with the private key at `key`. The file keeps its owner and mode.
+fn newer_record(file: &Path, key: &Path, real_name: &str) -> Outcome {
+    let mut record = UserRecord::parse(&fs::read(file)?, RecordOrigin::Embedded)?;
+    let key = SigningKey::from_pkcs8_pem(&fs::read_to_string(key)?)?;
+    let last = record
+        .json()
+        .get("lastChangeUSec")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    let json = record.json_mut();
+    json.insert("realName".into(), real_name.into());
+    json.insert("lastChangeUSec".into(), (last + 1_000_000).into());
+    json.remove("signature");
+    sign_record(&mut record, &key);
+    fs::write(file, record.to_pretty_string())?;
+    println!("newer record: lastChangeUSec {}", last + 1_000_000);
+    Ok(())
+}
+
 fn records_agree(user: &str, image: &Path, identity: &Path) -> Outcome {
     let password = std::env::var("CHECK_PASSWORD")
         .map_err(|_| fail("records-agree needs the password in $CHECK_PASSWORD"))?;
@@ -1334,6 +1356,12 @@ fn main() {
                 search_core(Path::new(core), user, Path::new(image))
             }
             _ => Err(fail("search-core needs a core file, a user and an image")),
+        },
+        Some("newer-record") => match (args.get(2), args.get(3), args.get(4)) {
+            (Some(file), Some(key), Some(real_name)) => {
+                newer_record(Path::new(file), Path::new(key), real_name)
+            }
+            _ => Err(fail("newer-record needs FILE KEY REAL-NAME")),
         },
         Some("records-agree") => match (args.get(2), args.get(3), args.get(4)) {
             (Some(user), Some(image), Some(identity)) => {
