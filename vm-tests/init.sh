@@ -175,7 +175,6 @@ if [ -d /fixtures/homed-252-luks ]; then
 else
     echo "VMTEST SKIP fixture-252 (no fixtures in the guest)"
 fi
-daemon_scenarios
 # Not a test: timings for the comparison with systemd-homed 252 (printed as "  | bench ...").
 homed-vm-check bench /vm/bench || echo "  | bench ours failed"
 echo "VMTEST END"

@@ -394,13 +394,28 @@ bench_ratios() {
     done
 }
 
+# Two chains of boots run side by side (the guests' work is mostly one thread each, and qemu
+# emulates each guest on its own host threads): the engine's boot, the two power cuts and the
+# interop boots; and the daemon's boot with every daemon scenario. Each chain's lines are
+# printed together.
 run() {
-    local logf rc=0 results=$cache/last-results.txt
+    local logf dlogf rc=0 drc=0 results=$cache/last-results.txt daemon_results=$cache/daemon-results.txt chain
     kernel_dir=$(kernel)
     kernel_ver=$(ls "$kernel_dir/lib/modules")
     initrd=$(initramfs)
     logf=$cache/last-run.log
-    log "booting $kernel_ver (TCG, ${mem} MiB, timeout ${main_timeout}s, then ${timeout_secs}s a boot); console logs in $cache"
+    dlogf=$cache/daemon-run.log
+    log "booting $kernel_ver twice side by side (TCG, ${mem} MiB each, timeout ${main_timeout}s, then ${timeout_secs}s a boot); console logs in $cache"
+    {
+        timeout --kill-after=10 "$main_timeout" \
+            bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot '$dlogf' daemon" || drc=$?
+        show "$dlogf"
+        if ! clean "$dlogf" | grep -q '^VMTEST END'; then
+            echo "VMTEST FAIL daemon-boot (the guest did not finish, qemu exit $drc)"
+            clean "$dlogf" | tail -20 | sed 's/^/    /'
+        fi
+    } > "$daemon_results" 2>&1 &
+    chain=$!
     {
         timeout --kill-after=10 "$main_timeout" \
             bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot '$logf' main" || rc=$?
@@ -413,6 +428,8 @@ run() {
         daemon_powercut
         interop
     } | tee "$results"
+    wait "$chain" || true
+    tee -a "$results" < "$daemon_results"
     bench_ratios "$results"
     local pass fail verdict=ok.
     pass=$(grep -c '^VMTEST PASS' "$results" || true)
