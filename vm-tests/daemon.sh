@@ -345,6 +345,14 @@ scenario_sleep() {
     dm=$(dm_of $user)
     [ -n "$dm" ] && [ "$(cat "$dm/dm/suspended")" = 1 ] || fail "dm does not report home-$user suspended"
     say "PrepareForSleep(true): state locked, dm reports the device suspended, inhibitor released"
+    # What a core dump would hold: every writable mapping of the daemon. The user's name must be
+    # found there (the search sees the daemon's memory); the password must not.
+    pid=$(pidof homed)
+    SEARCH_SECRET=$user homed-vm-check search-memory $pid > /run/search.out 2>&1 &&
+        fail "the memory search does not see homed's memory (no user name found)"
+    SEARCH_SECRET=$USER_PW homed-vm-check search-memory $pid > /run/search.out 2>&1 ||
+        { sed 's/^/  |   /' /run/search.out; fail "after PrepareForSleep(true) homed's memory holds the password"; }
+    say "homed's writable memory holds the user's name but not the password"
     login1 false || fail "the stand-in did not emit PrepareForSleep(false)"
     wait_for 30 '[ "$(grep -c INHIBIT /run/stand-in.log)" -ge 2 ]' || fail "no new inhibitor after resume"
     printf '%s\n' "$USER_PW" | timeout 60 pamtester login-suspend $user authenticate > /run/right.out 2>&1 ||
