@@ -160,17 +160,7 @@ pub fn activate(req: &Map<String, Value>) -> Result<(Value, File), StorageError>
     let image_path = PathBuf::from(text(req, "imagePath")?);
     let home_directory = text(req, "homeDirectory")?.to_owned();
     let (uid, gid) = (number(req, "uid")?, number(req, "gid")?);
-    let key_dirs: Vec<PathBuf> = req
-        .get("keyDirs")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(PathBuf::from)
-                .collect()
-        })
-        .unwrap_or_default();
-    let keys = TrustedKeys::load_from(&key_dirs);
+    let keys = TrustedKeys::load_from(&key_dirs(req));
     let activated = home::activate(&home::ActivateRequest {
         user_name: &user,
         image_path: &image_path,
