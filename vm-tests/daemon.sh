@@ -339,12 +339,15 @@ scenario_sleep() {
     suspend_stack
     start_session login-suspend $user "$USER_PW"
     wait_for 120 '[ "$(state_of '$user')" = active ]' || fail "login did not activate the home"
+    head -c 1048576 /dev/urandom > /home/$user/big
+    sync
     login1 true || fail "the stand-in did not emit PrepareForSleep"
     wait_for 30 grep -q RELEASED /run/stand-in.log || fail "homed did not release its inhibitor"
     [ "$(state_of $user)" = locked ] || fail "state after PrepareForSleep(true): $(state_of $user)"
     dm=$(dm_of $user)
     [ -n "$dm" ] && [ "$(cat "$dm/dm/suspended")" = 1 ] || fail "dm does not report home-$user suspended"
     say "PrepareForSleep(true): state locked, dm reports the device suspended, inhibitor released"
+    trap 'unlock_after_failure $user "$dm"' EXIT
     # What a core dump would hold: every writable mapping of the daemon. The user's name must be
     # found there (the search sees the daemon's memory); the password must not.
     pid=$(pidof homed)
@@ -353,12 +356,27 @@ scenario_sleep() {
     SEARCH_SECRET=$USER_PW homed-vm-check search-memory $pid > /run/search.out 2>&1 ||
         { sed 's/^/  |   /' /run/search.out; fail "after PrepareForSleep(true) homed's memory holds the password"; }
     say "homed's writable memory holds the user's name but not the password"
+    echo 3 > /proc/sys/vm/drop_caches
+    homed-vm-check direct-read /home/$user/big > /run/read.out 2>&1 &
+    reader=$!
+    sleep 2
+    kill -0 $reader 2>/dev/null || fail "an O_DIRECT read finished while locked"
+    say "an O_DIRECT read in the home blocks"
     login1 false || fail "the stand-in did not emit PrepareForSleep(false)"
     wait_for 30 '[ "$(grep -c INHIBIT /run/stand-in.log)" -ge 2 ]' || fail "no new inhibitor after resume"
+    echo wrong-password | timeout 60 pamtester login-suspend $user authenticate > /run/wrong.out 2>&1 &&
+        fail "PAM authenticate accepted a wrong password"
+    [ "$(state_of $user)" = locked ] || fail "state after a wrong password: $(state_of $user)"
+    [ "$(cat "$dm/dm/suspended")" = 1 ] || fail "a wrong password resumed the device"
+    kill -0 $reader 2>/dev/null || fail "the read completed after a wrong password"
+    say "after resume: a new inhibitor; PAM authenticate with a wrong password: still locked, the read still waits"
     printf '%s\n' "$USER_PW" | timeout 60 pamtester login-suspend $user authenticate > /run/right.out 2>&1 ||
         { sed 's/^/  |   /' /run/right.out; fail "PAM authenticate with the right password failed"; }
     [ "$(state_of $user)" = active ] || fail "state after the unlock: $(state_of $user)"
-    say "after resume: a new inhibitor; PAM authenticate unlocked the home"
+    [ "$(cat "$dm/dm/suspended")" = 0 ] || fail "dm still reports the device suspended"
+    wait_for 30 '! kill -0 '$reader || fail "the blocked read did not complete after the unlock"
+    wait $reader || fail "the read failed after the unlock"
+    say "PAM authenticate with the right password unlocked the home; the blocked read completed"
     end_session || fail "pamtester failed"
     wait_for 60 nothing_left $user || fail "after logout something is left"
     say "logout closed everything"
