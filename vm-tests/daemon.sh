@@ -217,6 +217,40 @@ scenario_login() {
 
 # Resumes user $1's home (its dm device in sysfs is $2) if it is still suspended: through PAM,
 # with a daemon started first if none is running.
+# Starts an O_DIRECT read of /home/$1/big (after dropping caches) and checks that it blocks on
+# the locked home; its PID is left in $reader.
+start_blocked_read() {
+    echo 3 > /proc/sys/vm/drop_caches
+    homed-vm-check direct-read /home/$1/big > /run/read.out 2>&1 &
+    reader=$!
+    sleep 2
+    kill -0 $reader 2>/dev/null || fail "an O_DIRECT read finished while locked"
+    say "an O_DIRECT read in the home blocks"
+}
+
+# PAM authenticate with a wrong password, through another conversation: user $1's home (dm
+# device $2) stays locked and the read in $reader keeps waiting.
+wrong_password_keeps_locked() {
+    echo wrong-password | timeout 60 pamtester login-suspend $1 authenticate > /run/wrong.out 2>&1 &&
+        fail "PAM authenticate accepted a wrong password"
+    [ "$(state_of $1)" = locked ] || fail "state after a wrong password: $(state_of $1)"
+    [ "$(cat "$2/dm/suspended")" = 1 ] || fail "a wrong password resumed the device"
+    kill -0 $reader 2>/dev/null || fail "the read completed after a wrong password"
+    say "PAM authenticate with a wrong password: still locked, the read still waits"
+}
+
+# PAM authenticate with the right password, through another conversation, unlocks user $1's
+# home (dm device $2) and the read in $reader completes.
+right_password_unlocks() {
+    printf '%s\n' "$USER_PW" | timeout 60 pamtester login-suspend $1 authenticate > /run/right.out 2>&1 ||
+        { sed 's/^/  |   /' /run/right.out; fail "PAM authenticate with the right password failed"; }
+    wait_for 60 '[ "$(state_of '$1')" = active ]' || fail "the right password did not unlock: $(state_of $1)"
+    [ "$(cat "$2/dm/suspended")" = 0 ] || fail "dm still reports the device suspended"
+    wait_for 30 '! kill -0 '$reader || fail "the blocked read did not complete after the unlock"
+    wait $reader || fail "the read failed after the unlock"
+    say "PAM authenticate with the right password unlocked it; the blocked read completed"
+}
+
 unlock_after_failure() {
     [ "$(cat "$2/dm/suspended" 2>/dev/null)" = 1 ] || return 0
     [ -n "$(pidof homed)" ] || start_homed
@@ -255,12 +289,7 @@ scenario_suspend() {
     # wait for the suspended device forever.
     trap 'unlock_after_failure $user "$dm"' EXIT
 
-    echo 3 > /proc/sys/vm/drop_caches
-    homed-vm-check direct-read /home/$user/big > /run/read.out 2>&1 &
-    reader=$!
-    sleep 2
-    kill -0 $reader 2>/dev/null || fail "an O_DIRECT read finished while locked"
-    say "an O_DIRECT read in the home blocks"
+    start_blocked_read $user
 
     # A real core dump of the daemon while the home is locked.
     mkdir -p /run/cores
@@ -292,22 +321,8 @@ scenario_suspend() {
     kill -0 $reader 2>/dev/null || fail "the read completed across the restart"
     say "homed restarted: the home is still locked, the read still waits"
 
-    # A wrong password, through another PAM conversation, leaves it locked.
-    echo wrong-password | timeout 60 pamtester login-suspend $user authenticate > /run/wrong.out 2>&1 &&
-        fail "PAM authenticate accepted a wrong password"
-    [ "$(state_of $user)" = locked ] || fail "state after a wrong password: $(state_of $user)"
-    [ "$(cat "$dm/dm/suspended")" = 1 ] || fail "a wrong password resumed the device"
-    kill -0 $reader 2>/dev/null || fail "the read completed after a wrong password"
-    say "PAM authenticate with a wrong password: still locked, the read still waits"
-
-    # The right password, through another PAM conversation, unlocks it.
-    printf '%s\n' "$USER_PW" | timeout 60 pamtester login-suspend $user authenticate > /run/right.out 2>&1 ||
-        { sed 's/^/  |   /' /run/right.out; fail "PAM authenticate with the right password failed"; }
-    wait_for 60 '[ "$(state_of '$user')" = active ]' || fail "the right password did not unlock: $(state_of $user)"
-    [ "$(cat "$dm/dm/suspended")" = 0 ] || fail "dm still reports the device suspended"
-    wait_for 30 '! kill -0 '$reader || fail "the blocked read did not complete after the unlock"
-    wait $reader || fail "the read failed after the unlock"
-    say "PAM authenticate with the right password unlocked it; the blocked read completed"
+    wrong_password_keeps_locked $user "$dm"
+    right_password_unlocks $user "$dm"
     end_session || fail "pamtester failed"
     wait_for 60 nothing_left $user || fail "after logout something is left"
     say "logout closed everything"
@@ -356,27 +371,12 @@ scenario_sleep() {
     SEARCH_SECRET=$USER_PW homed-vm-check search-memory $pid > /run/search.out 2>&1 ||
         { sed 's/^/  |   /' /run/search.out; fail "after PrepareForSleep(true) homed's memory holds the password"; }
     say "homed's writable memory holds the user's name but not the password"
-    echo 3 > /proc/sys/vm/drop_caches
-    homed-vm-check direct-read /home/$user/big > /run/read.out 2>&1 &
-    reader=$!
-    sleep 2
-    kill -0 $reader 2>/dev/null || fail "an O_DIRECT read finished while locked"
-    say "an O_DIRECT read in the home blocks"
+    start_blocked_read $user
     login1 false || fail "the stand-in did not emit PrepareForSleep(false)"
     wait_for 30 '[ "$(grep -c INHIBIT /run/stand-in.log)" -ge 2 ]' || fail "no new inhibitor after resume"
-    echo wrong-password | timeout 60 pamtester login-suspend $user authenticate > /run/wrong.out 2>&1 &&
-        fail "PAM authenticate accepted a wrong password"
-    [ "$(state_of $user)" = locked ] || fail "state after a wrong password: $(state_of $user)"
-    [ "$(cat "$dm/dm/suspended")" = 1 ] || fail "a wrong password resumed the device"
-    kill -0 $reader 2>/dev/null || fail "the read completed after a wrong password"
-    say "after resume: a new inhibitor; PAM authenticate with a wrong password: still locked, the read still waits"
-    printf '%s\n' "$USER_PW" | timeout 60 pamtester login-suspend $user authenticate > /run/right.out 2>&1 ||
-        { sed 's/^/  |   /' /run/right.out; fail "PAM authenticate with the right password failed"; }
-    [ "$(state_of $user)" = active ] || fail "state after the unlock: $(state_of $user)"
-    [ "$(cat "$dm/dm/suspended")" = 0 ] || fail "dm still reports the device suspended"
-    wait_for 30 '! kill -0 '$reader || fail "the blocked read did not complete after the unlock"
-    wait $reader || fail "the read failed after the unlock"
-    say "PAM authenticate with the right password unlocked the home; the blocked read completed"
+    say "after resume: a new inhibitor"
+    wrong_password_keeps_locked $user "$dm"
+    right_password_unlocks $user "$dm"
     end_session || fail "pamtester failed"
     wait_for 60 nothing_left $user || fail "after logout something is left"
     say "logout closed everything"
