@@ -170,11 +170,7 @@ for fs in ext4 btrfs xfs; do
 done
 scenario bad-images homed-vm-check bad-images /vm/bad
 scenario secrets-after-lock homed-vm-check secrets-after-lock /vm/secrets
-if [ -d /fixtures/homed-252-luks ]; then
-    scenario fixture-252 homed-vm-check fixture-252 /fixtures/homed-252-luks /vm/fixture
-else
-    echo "VMTEST SKIP fixture-252 (no fixtures in the guest)"
-fi
+scenario fixture-252 homed-vm-check fixture-252 /fixtures/homed-252-luks /vm/fixture
 # Not a test: timings for the comparison with systemd-homed 252 (printed as "  | bench ...").
 homed-vm-check bench /vm/bench || echo "  | bench ours failed"
 echo "VMTEST END"

@@ -214,15 +214,13 @@ initramfs() {
     copy_with_libs "$root" /sbin/mkfs.btrfs /sbin/mkfs.btrfs
     copy_with_libs "$root" /sbin/mkfs.xfs /sbin/mkfs.xfs
     copy_with_libs "$root" /usr/bin/zstd /usr/bin/zstd
-    # The image made by systemd-homed 252, when the fixtures are around (HOMED_FIXTURES).
-    local fixtures=${HOMED_FIXTURES:-$repo/../shared/fixtures}
-    if [ -f "$fixtures/homed-252-luks/dave.home.zst" ]; then
-        mkdir -p "$root/fixtures/homed-252-luks"
-        cp "$fixtures"/homed-252-luks/{dave.home.zst,dave.identity,local.public,machine-id} \
-            "$root/fixtures/homed-252-luks/"
-    else
-        log "note: no fixtures at $fixtures; the fixture scenario will be skipped"
-    fi
+    # The image made by systemd-homed 252, shipped in the repo (HOMED_FIXTURES overrides the folder).
+    local fixtures=${HOMED_FIXTURES:-$repo/tests/fixtures}
+    [ -f "$fixtures/homed-252-luks/dave.home.zst" ] ||
+        { log "no systemd-homed 252 image at $fixtures/homed-252-luks"; exit 1; }
+    mkdir -p "$root/fixtures/homed-252-luks"
+    cp "$fixtures"/homed-252-luks/{dave.home.zst,dave.identity,local.public,machine-id} \
+        "$root/fixtures/homed-252-luks/"
     [ -f /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$root/etc/"
     daemon_files "$root"
     # The dynamic loader, wherever ldd put it.

@@ -18,7 +18,7 @@ fn fixtures() -> PathBuf {
     if let Ok(dir) = std::env::var("HOMED_FIXTURES") {
         return PathBuf::from(dir);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }
 
 fn read(path: &Path) -> String {

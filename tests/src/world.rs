@@ -11,11 +11,11 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// The real systemd-homed outputs the project must agree with (`../shared/fixtures`).
+/// The real systemd-homed 252 outputs the project must agree with (`tests/fixtures`).
 pub fn fixtures() -> PathBuf {
     std::env::var_os("HOMED_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/fixtures"))
+        .unwrap_or_else(|| repo_root().join("tests/fixtures"))
 }
 
 /// What a world run printed.

@@ -7,7 +7,7 @@ use crate::record::{MachineContext, RecordOrigin, UserRecord};
 use crate::signing::SigningKey;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/homed-252")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/homed-252")
 }
 
 fn fixture(name: &str) -> UserRecord {
