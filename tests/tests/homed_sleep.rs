@@ -44,6 +44,20 @@ fn stand_in() -> std::path::PathBuf {
 }
 
 fn run(mode: &str) -> String {
+    run_with(mode, "")
+}
+
+/// Run as uid 65534 before the real PrepareForSleep(true): a PrepareForSleep(true) signal sent
+/// straight to the daemon. It must be ignored (the daemon matches the sender against login1's
+/// owner); one second is the window in which a reaction would have shown.
+const FORGED_SLEEP: &str = r#"
+setpriv --reuid=65534 --regid=65534 --clear-groups dbus-send --system --type=signal \
+    --dest=org.freedesktop.home1 /org/freedesktop/login1 org.freedesktop.login1.Manager.PrepareForSleep boolean:true
+sleep 1
+echo "AFTER-FORGERY released=$(grep -c RELEASED "$LOG") daemon=$(grep -c '^sleep: PrepareForSleep' "$HOMED_WORLD_STATE/ours.log") mounted=$(grep -c ' /home/tuser ' /proc/self/mountinfo)"
+"#;
+
+fn run_with(mode: &str, before_sleep: &str) -> String {
     let policy = policy_dir();
     std::fs::write(policy.path().join("login1-stand-in.conf"), STAND_IN_POLICY)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -69,6 +83,7 @@ call LockAllHomes | head -n1 | sed 's/^/DIRECT /'
 login1() {{ dbus-send --system --print-reply --dest=org.freedesktop.login1 /org/freedesktop/login1 org.freedesktop.login1.StandIn.Sleep "boolean:$1" >/dev/null; }}
 if [ '{mode}' = --sleep=inhibitor ]; then
     wait_for grep -q INHIBIT "$LOG"
+    {before_sleep}
     login1 true
     wait_for grep -q RELEASED "$LOG"
     login1 false
@@ -121,4 +136,18 @@ fn systemd_mode_takes_no_inhibitor() {
     let out = run("");
     assert!(out.contains("DIRECT method return"), "{out}");
     assert!(!out.contains("STAND-IN INHIBIT"), "{out}");
+}
+
+#[test]
+fn a_forged_prepare_for_sleep_from_another_user_is_ignored() {
+    let out = run_with("--sleep=inhibitor", FORGED_SLEEP);
+    assert!(
+        out.contains("AFTER-FORGERY released=0 daemon=0 mounted=1"),
+        "{out}"
+    );
+    // The real signal still works afterwards.
+    assert!(
+        out.contains("DAEMON PrepareForSleep: all homes that asked for it are locked"),
+        "{out}"
+    );
 }
