@@ -140,6 +140,9 @@ daemon-luks-sleep sleep
 daemon-luks-fixate-252 fixate
 daemon-luks-passwd passwd
 daemon-luks-reconcile reconcile
+daemon-luks-workdir-attacker workdir
+daemon-luks-identity-zero identity_zero
+daemon-luks-identity-watchdog identity_watchdog
 "
 
 daemon_scenarios() {

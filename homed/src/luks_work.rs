@@ -47,8 +47,18 @@ fn host_record(req: &Map<String, Value>) -> Result<(UserRecord, MachineContext),
     Ok((record, machine))
 }
 
+/// The user's work folder under `root`, with `root` made root-only first (it may have been
+/// created with looser permissions by an older version or by hand).
+fn work_folder_in(root: &str, user: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    if std::fs::create_dir_all(root).is_ok() {
+        let _ = std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700));
+    }
+    Path::new(root).join(user)
+}
+
 fn work_dir(user: &str) -> PathBuf {
-    Path::new(WORK_ROOT).join(user)
+    work_folder_in(WORK_ROOT, user)
 }
 
 fn last_change(record: &UserRecord) -> u64 {
@@ -557,7 +567,10 @@ fn write_identity_inactive(
     (uid, gid): (u32, u32),
 ) -> Result<(), StorageError> {
     let image_path = PathBuf::from(text(req, "imagePath")?);
-    let mount_point = Path::new(PASSWD_MOUNT_ROOT).join(user);
+    let mount_point = work_folder_in(PASSWD_MOUNT_ROOT, user);
+    // The whole visit happens in a mount namespace of its own: the home, mounted only to
+    // rewrite `~/.identity`, is never seen (or held open) by anyone else.
+    let private = home::PrivateMounts::enter().map_err(StorageError::from)?;
     let activated = home::activate(&home::ActivateRequest {
         user_name: user,
         image_path: &image_path,
@@ -574,6 +587,7 @@ fn write_identity_inactive(
     let written = directory::write_identity(&mount_point.to_string_lossy(), identity, uid, gid);
     let closed = home::deactivate(user, &mount_point, &image_path).map_err(StorageError::from);
     drop(activated);
+    drop(private);
     let _ = std::fs::remove_dir(&mount_point);
     written.and(closed)
 }

@@ -290,7 +290,19 @@ fn dispatch(req: &Map<String, Value>) -> Result<Value, StorageError> {
 }
 
 /// The worker's `main`: one request in, one reply out.
+/// The worker's address-space ceiling: libcryptsetup's largest Argon2 memory cost (4 GiB) plus
+/// 2 GiB for the program, its libraries, thread stacks and buffers. Every read of what a user
+/// controls is bounded by itself; this keeps a mistake there from taking the machine's memory.
+const ADDRESS_SPACE_LIMIT: u64 = 6 << 30;
+
 pub fn main() -> i32 {
+    if let Err(e) = nix::sys::resource::setrlimit(
+        nix::sys::resource::Resource::RLIMIT_AS,
+        ADDRESS_SPACE_LIMIT,
+        ADDRESS_SPACE_LIMIT,
+    ) {
+        eprintln!("homed worker: cannot limit the address space: {e}");
+    }
     let mut input = Vec::new();
     let reply = match std::io::stdin().take(64 << 20).read_to_end(&mut input) {
         Err(e) => Err(StorageError::io("reading the request", e)),

@@ -15,6 +15,7 @@
 //!     homed-vm-check newer-record FILE KEY REAL-NAME  (helper: FILE's embedded record made
 //!                                          newer, with that real name, signed by KEY)
 //!     homed-vm-check direct-read FILE      (helper: one O_DIRECT read, prints the bytes)
+//!     homed-vm-check as-user UID GID CMD...  (helper: CMD as that user, no other groups)
 //!     homed-vm-check search-memory PID     (helper: is $SEARCH_SECRET in that process's memory?)
 //!     homed-vm-check search-core CORE USER IMAGE  (helper: neither $SEARCH_SECRET nor the volume
 //!                                          key it opens is in CORE; $SEARCH_PRESENT is)
@@ -1088,6 +1089,19 @@ fn powercut_verify(disk: &Path, mnt: &Path) -> Outcome {
     Ok(())
 }
 
+/// Runs `command` as `uid`:`gid` with no supplementary groups (the guest's busybox has no
+/// setpriv that changes IDs): the attacker of the security scenarios.
+fn as_user(uid: u32, gid: u32, command: &[String]) -> Outcome {
+    use std::os::unix::process::CommandExt as _;
+    nix::unistd::setgroups(&[])?;
+    nix::unistd::setgid(nix::unistd::Gid::from_raw(gid))?;
+    nix::unistd::setuid(nix::unistd::Uid::from_raw(uid))?;
+    let err = std::process::Command::new(&command[0])
+        .args(&command[1..])
+        .exec();
+    Err(fail(format!("running {}: {err}", command[0])))
+}
+
 /// The name of the `n`th file `write-synced` writes and syncs.
 fn synced_name(n: u64) -> String {
     format!("synced-{n}.bin")
@@ -1372,6 +1386,16 @@ fn main() {
         Some("direct-read") => match args.get(2) {
             Some(file) => direct_read(Path::new(file)),
             None => Err(fail("direct-read needs a file")),
+        },
+        Some("as-user") => match (
+            args.get(2).and_then(|u| u.parse().ok()),
+            args.get(3).and_then(|g| g.parse().ok()),
+            args.get(4..),
+        ) {
+            (Some(uid), Some(gid), Some(command)) if !command.is_empty() => {
+                as_user(uid, gid, command)
+            }
+            _ => Err(fail("as-user needs UID GID COMMAND...")),
         },
         _ => Err(fail(
             "usage: homed-vm-check dmcrypt-lifecycle DIR | home FS DIR | fixture-252 FIXTURE DIR | direct-read FILE",

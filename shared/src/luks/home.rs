@@ -7,7 +7,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -18,10 +18,12 @@ use secrecy::SecretString;
 use super::container::LuksContainer;
 use super::filesystem::{FsType, mount_flags};
 use super::image::{ImageLayout, LuksImage};
+pub use super::private_mounts::PrivateMounts;
 use super::settings::LuksSettings;
 use super::{LuksError, dm_name, sys};
 use crate::record::UserRecord;
 use crate::signing::TrustedKeys;
+use crate::storage::directory;
 
 /// The owner of a LUKS home's files on disk; activation maps or chowns them to the user.
 pub const STORED_UID: u32 = 65534;
@@ -214,6 +216,9 @@ pub fn create(
         req.record,
     )?;
     undo.files.push(temporary.clone());
+    // The new file system is mounted where only this process sees it; the guard outlives the
+    // undo below, which unmounts inside the same namespace.
+    let _private = PrivateMounts::enter()?;
     let result = (|| {
         let device = image.activate(req.user_name, &volume_key, req.settings.discard)?;
         undo.dm = Some(name.clone());
@@ -223,8 +228,7 @@ pub fn create(
             req.user_name,
             req.settings.file_system_uuid.as_deref(),
         )?;
-        fs::create_dir_all(req.work_dir)
-            .map_err(|e| LuksError::io(format!("creating {}", req.work_dir.display()), e))?;
+        make_work_dir(req.work_dir)?;
         mount_at(
             &device,
             req.work_dir,
@@ -314,6 +318,9 @@ pub fn activate(req: &ActivateRequest<'_>) -> Result<Activated, LuksError> {
         Err(e) => return Err(LuksError::io("marking the image dirty", e)),
     }
 
+    // The raw file system is mounted where only this process sees it; `private` outlives the
+    // undo below, which unmounts inside the same namespace.
+    let mut private = Some(PrivateMounts::enter()?);
     let result = (|| {
         let volume_key = image.unlock(req.passwords)?;
         image.container().check_settings(req.settings)?;
@@ -334,8 +341,7 @@ pub fn activate(req: &ActivateRequest<'_>) -> Result<Activated, LuksError> {
             LuksError::Refused("the LUKS volume holds no ext4, btrfs or xfs file system".into())
         })?;
         fs_type.fsck(&device)?;
-        fs::create_dir_all(req.work_dir)
-            .map_err(|e| LuksError::io(format!("creating {}", req.work_dir.display()), e))?;
+        make_work_dir(req.work_dir)?;
         let flags = mount_flags(
             req.mount_flags.nosuid,
             req.mount_flags.nodev,
@@ -362,44 +368,53 @@ pub fn activate(req: &ActivateRequest<'_>) -> Result<Activated, LuksError> {
                 req.user_name
             )));
         }
-        let identity = match fs::read(home.join(".identity")) {
+        // The home's owner controls `~/.identity`: read it by descriptor, never through a
+        // symlink, only as a regular file and only up to the size a record may have, so that a
+        // link to a device or a huge file cannot make root open or swallow it.
+        let identity = match directory::read_identity(&home.to_string_lossy()) {
             Ok(bytes) => Some(bytes),
-            Err(e) if e.kind() == ErrorKind::NotFound => None,
-            Err(e) => return Err(LuksError::io("reading ~/.identity", e)),
+            Err(e) if e.errno == libc::ENOENT => None,
+            Err(e) => {
+                return Err(LuksError::Refused(format!(
+                    "~/.identity is not a regular file of at most 4 MiB ({e})"
+                )));
+            }
         };
         fs::create_dir_all(req.home_directory)
             .map_err(|e| LuksError::io(format!("creating {}", req.home_directory.display()), e))?;
         let (stored_uid, stored_gid) = (meta.uid(), meta.gid());
         // Preferably an idmapped mount: the files keep their stored owner on disk (portable
         // images) and show up as the user's. Where that is unavailable, a real chown.
-        let idmapped = (stored_uid != req.uid || stored_gid != req.gid)
-            && idmap_onto(
-                &home,
-                req.home_directory,
-                (stored_uid, req.uid),
-                (stored_gid, req.gid),
-            )
-            .is_ok();
-        if idmapped {
-            undo.mounts.push(req.home_directory.to_owned());
+        // The home is a detached copy of `/NAME` (with the file system's mount flags), so that
+        // it can be attached outside this namespace as the last step.
+        let owners_differ = stored_uid != req.uid || stored_gid != req.gid;
+        let idmapped = if owners_differ {
+            idmapped_tree(&home, (stored_uid, req.uid), (stored_gid, req.gid)).ok()
         } else {
-            if stored_uid != req.uid || stored_gid != req.gid {
-                chown_tree(&home, stored_uid, req.uid, req.gid)?;
+            None
+        };
+        let tree = match idmapped {
+            Some(tree) => tree,
+            None => {
+                if owners_differ {
+                    chown_tree(&home, stored_uid, req.uid, req.gid)?;
+                }
+                sys::clone_tree(&home).map_err(|e| LuksError::io("making the home's mount", e))?
             }
-            mount_at(&home, req.home_directory, None, MsFlags::MS_BIND, None)?;
-            undo.mounts.push(req.home_directory.to_owned());
-            mount_at(
-                &home,
-                req.home_directory,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
-                None,
-            )?;
-        }
+        };
         umount2(req.work_dir, MntFlags::empty()).map_err(|e| {
             LuksError::io(format!("unmounting {}", req.work_dir.display()), e.into())
         })?;
         undo.mounts.retain(|m| m != req.work_dir);
+        match private.take() {
+            Some(ns) => ns.attach_outside(tree.as_fd(), req.home_directory)?,
+            None => sys::move_mount_to(tree.as_fd(), req.home_directory).map_err(|e| {
+                LuksError::io(
+                    format!("attaching the home on {}", req.home_directory.display()),
+                    e,
+                )
+            })?,
+        }
         Ok((header_record, identity, fs_type))
     })();
     drop(image);
@@ -431,21 +446,29 @@ fn id_map(stored: u32, target: u32) -> Option<String> {
 }
 
 /// Mounts `source` on `target` through an idmapped clone mapping the stored owner to the user.
-fn idmap_onto(
-    source: &Path,
-    target: &Path,
-    uids: (u32, u32),
-    gids: (u32, u32),
-) -> Result<(), LuksError> {
+fn idmapped_tree(source: &Path, uids: (u32, u32), gids: (u32, u32)) -> Result<OwnedFd, LuksError> {
     let unavailable = || LuksError::Refused("no ID map fits these owners".into());
     let uid_map = id_map(uids.0, uids.1).ok_or_else(unavailable)?;
     let gid_map = id_map(gids.0, gids.1).ok_or_else(unavailable)?;
     let userns = sys::user_namespace(&uid_map, &gid_map)
         .map_err(|e| LuksError::io("creating the ID-mapping user namespace", e))?;
-    let tree = sys::idmapped_clone(source, userns.as_fd())
-        .map_err(|e| LuksError::io("making an idmapped mount", e))?;
-    sys::move_mount_to(tree.as_fd(), target)
-        .map_err(|e| LuksError::io(format!("attaching the home on {}", target.display()), e))
+    sys::idmapped_clone(source, userns.as_fd())
+        .map_err(|e| LuksError::io("making an idmapped mount", e))
+}
+
+/// Creates the work folder root-only: whatever is mounted there must not be reachable even
+/// where the mount itself would be visible.
+fn make_work_dir(path: &Path) -> Result<(), LuksError> {
+    let io = |e| LuksError::io(format!("creating {}", path.display()), e);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io)?;
+    }
+    match fs::create_dir(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io(e)),
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(io)
 }
 
 /// Changes the owner of everything under `root` that `from` owns to `uid`/`gid` (the fallback

@@ -14,6 +14,7 @@ mod gpt;
 pub mod home;
 mod image;
 mod loopdev;
+pub mod private_mounts;
 mod settings;
 mod sys;
 pub mod token;

@@ -330,10 +330,9 @@ pub(super) fn user_namespace(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd
     }
 }
 
-/// Clones the mount tree at `source` (`open_tree(OPEN_TREE_CLONE)`) and makes the clone show
-/// owners through `userns` (`mount_setattr(MOUNT_ATTR_IDMAP)`). The clone is detached until
-/// [`move_mount_to`] attaches it.
-pub(super) fn idmapped_clone(source: &Path, userns: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+/// Clones the mount tree at `source` (`open_tree(OPEN_TREE_CLONE)`): a detached copy with the
+/// source mount's flags, attached nowhere until [`move_mount_to`] attaches it.
+pub(super) fn clone_tree(source: &Path) -> io::Result<OwnedFd> {
     let path = CString::new(source.as_os_str().as_encoded_bytes())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: `path` is NUL-terminated and outlives the call; open_tree returns a new fd or -1.
@@ -350,7 +349,13 @@ pub(super) fn idmapped_clone(source: &Path, userns: BorrowedFd<'_>) -> io::Resul
     }
     let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: open_tree just returned this descriptor and nothing else owns it.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Clones the mount tree at `source` and makes the clone show owners through `userns`
+/// (`mount_setattr(MOUNT_ATTR_IDMAP)`). The clone is detached until [`move_mount_to`] attaches it.
+pub(super) fn idmapped_clone(source: &Path, userns: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let tree = clone_tree(source)?;
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_IDMAP,
         attr_clr: 0,
@@ -377,7 +382,29 @@ pub(super) fn idmapped_clone(source: &Path, userns: BorrowedFd<'_>) -> io::Resul
     Ok(tree)
 }
 
-/// Attaches a detached mount (from [`idmapped_clone`]) on `target`.
+/// Moves this process into a mount namespace of its own in which every mount is private: what
+/// it mounts from then on is seen by no other process, and nothing mounted elsewhere reaches
+/// it. Returns the namespace it came from, for [`enter_mount_namespace`].
+pub(super) fn enter_private_mount_namespace() -> io::Result<OwnedFd> {
+    let origin = std::fs::File::open("/proc/self/ns/mnt")?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )?;
+    Ok(OwnedFd::from(origin))
+}
+
+/// Moves this process (which must be single-threaded) into the mount namespace `ns`.
+pub(super) fn enter_mount_namespace(ns: BorrowedFd<'_>) -> io::Result<()> {
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNS)?;
+    Ok(())
+}
+
+/// Attaches a detached mount (from [`clone_tree`] or [`idmapped_clone`]) on `target`.
 pub(super) fn move_mount_to(tree: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
     let target = CString::new(target.as_os_str().as_encoded_bytes())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
