@@ -27,6 +27,10 @@ use store::RecordStore;
 
 /// A failed secret costs this long (homed's BAD_PASSWORD_DELAY_USEC).
 pub const BAD_PASSWORD_DELAY: Duration = Duration::from_secs(3);
+
+/// The most passwords one ChangePasswordHome may set (clients send one; homed's records may
+/// hold several).
+const MAX_NEW_PASSWORDS: usize = 4;
 /// A deactivation that failed because the home is busy is retried this often.
 pub const RETRY_DEACTIVATE: Duration = Duration::from_secs(15);
 /// At most this many operations may wait on one home.
@@ -343,11 +347,15 @@ impl Engine {
                 continue;
             }
             use std::os::unix::fs::MetadataExt as _;
-            // A directory's owner suggests the UID; an image gets one the way a new home does.
-            let id = match storage {
+            // A directory's owner only suggests the UID, as with homed: it is taken when it lies
+            // in the home range and no home, user or group has it; otherwise the home gets one
+            // the way a new home does. A folder copied in as root must not log in as root, nor
+            // one owned by someone else as them.
+            let suggested = match storage {
                 Storage::Directory => Some(meta.uid()),
-                _ => uid::allocate(user, None, |u| self.uid_in_use_by_home(u).is_some()),
+                _ => None,
             };
+            let id = uid::allocate(user, suggested, |u| self.uid_in_use_by_home(u).is_some());
             let Some(id) = id else {
                 eprintln!("{user}: found {file}, but no UID is free for it");
                 continue;
@@ -403,6 +411,9 @@ impl Engine {
     /// with the binding values the image holds. Nothing is written unless every check passes.
     /// The caller holds the operation lock.
     async fn fixate_locked(&self, home: &Home, secret: &Secret) -> Result<(), AuthError> {
+        // A found home is guarded like any other: its own record's password is checked only
+        // within the rate limit (counted in memory until the home has a host record).
+        self.ratelimit(home)?;
         let synthesized = self.record(home);
         let luks = self.storage(&synthesized) == Storage::Luks;
         if !luks {
@@ -465,6 +476,7 @@ impl Engine {
             }
         }
         record.set_binding(&self.machine.machine_id, binding);
+        self.check_resolved(&record)?;
         {
             let mut d = lock(&home.data);
             d.unfixated = false;
@@ -565,6 +577,29 @@ impl Engine {
     pub fn uid_of(&self, home: &Home) -> Option<u32> {
         let data = lock(&home.data);
         data.record.view(&self.machine).uid()
+    }
+
+    /// The rules every record must pass once this machine's binding is applied, wherever it
+    /// came from (a client, a found home's own record, a newer embedded copy): homed's rules for
+    /// the name, disposition and IDs (no system or special UID), and a home directory directly
+    /// in the home root, so that no signer decides where root mounts a user's tree.
+    fn check_resolved(&self, record: &UserRecord) -> EngineResult<()> {
+        let view = record.view(&self.machine);
+        check_suitable_for_homed(&view, true).map_err(|e| {
+            EngineError::InvalidArgs(format!(
+                "Refusing to manage the record of {}: {e}",
+                record.user_name()
+            ))
+        })?;
+        let dir = self.home_directory(record);
+        let expected = format!("{}/{}", self.paths.home_root, record.user_name());
+        if dir != expected {
+            return Err(EngineError::InvalidArgs(format!(
+                "Refusing to manage the record of {}: its home directory is {dir}, not {expected}",
+                record.user_name()
+            )));
+        }
+        Ok(())
     }
 
     fn home_directory(&self, record: &UserRecord) -> String {
@@ -729,14 +764,27 @@ impl Engine {
     }
 
     /// Changes persisted status fields of a home and writes its host record.
-    fn update_status(&self, home: &Home, change: impl FnOnce(&mut Map<String, Value>)) {
+    /// The change takes effect in memory first, whatever happens to the file: a full or
+    /// read-only file system must not undo a count the rate limit relies on. Says whether the
+    /// change also reached the host record.
+    fn update_status(&self, home: &Home, change: impl FnOnce(&mut Map<String, Value>)) -> bool {
         let mut record = self.record(home);
         let mut status = self.status_of(&record);
         status.retain(|k, _| PERSISTED_STATUS.contains(&k.as_str()));
         change(&mut status);
         record.set_status(&self.machine.machine_id, status);
-        if let Err(e) = self.save_record(home, record) {
-            eprintln!("{e}");
+        if self.is_unfixated(home) {
+            lock(&home.data).record = record;
+            return true;
+        }
+        let saved = self.store.save(&record);
+        lock(&home.data).record = record;
+        match saved {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("{}: the status could not be saved: {e}", home.name);
+                false
+            }
         }
     }
 
@@ -770,10 +818,17 @@ impl Engine {
                 )));
             }
         };
-        self.update_status(home, |s| {
+        let saved = self.update_status(home, |s| {
             s.insert("rateLimitBeginUSec".into(), json!(new_begin));
             s.insert("rateLimitCount".into(), json!(new_count));
         });
+        // The count lives on in memory, but a restart would forget what was not saved: the
+        // attempt that uses up the burst is only allowed once it is on disk (fail closed).
+        if !saved && new_count >= burst {
+            return Err(EngineError::AuthenticationLimitHit(
+                "Too many login attempts, and the attempt could not be recorded; please try again later.".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -783,7 +838,7 @@ impl Engine {
         } else {
             ("badAuthenticationCounter", "lastBadAuthenticationUSec")
         };
-        self.update_status(home, |s| {
+        let _ = self.update_status(home, |s| {
             let n = s.get(counter).and_then(Value::as_u64).unwrap_or(0);
             s.insert(counter.into(), json!(n + 1));
             s.insert(last.into(), json!(now_usec()));
@@ -921,6 +976,10 @@ impl Engine {
     /// the machine's key (created on first need, like the signing key it is).
     pub fn publish(&self, home: &Home) {
         let record = self.record(home);
+        if let Err(e) = self.check_resolved(&record) {
+            eprintln!("{}: not published: {e}", home.name);
+            return;
+        }
         if let Err(e) = self.ensure_local_key() {
             eprintln!("{}: not published: {e}", home.name);
             return;
@@ -941,6 +1000,13 @@ impl Engine {
             .iter()
             .filter(|h| !self.is_unfixated(h))
             .map(|h| self.record(h))
+            .filter(|r| match self.check_resolved(r) {
+                Ok(()) => true,
+                Err(e) => {
+                    eprintln!("{}: not published: {e}", r.user_name());
+                    false
+                }
+            })
             .collect();
         if records.is_empty() {
             self.withdraw_stale_publications();
@@ -971,7 +1037,9 @@ impl Engine {
             else {
                 continue;
             };
-            let current = self.lookup(name).is_some_and(|h| !self.is_unfixated(&h));
+            let current = self.lookup(name).is_some_and(|h| {
+                !self.is_unfixated(&h) && self.check_resolved(&self.record(&h)).is_ok()
+            });
             if !current {
                 self.unpublish(name);
             }
@@ -1163,6 +1231,7 @@ impl Engine {
         let mut binding = Map::new();
         binding.insert("gid".into(), json!(uid));
         binding.insert("imagePath".into(), json!(self.image_path(record)));
+        binding.insert("homeDirectory".into(), json!(self.home_directory(record)));
         binding.insert("storage".into(), json!(storage.as_str()));
         binding.insert("uid".into(), json!(uid));
         if storage == Storage::Luks {
@@ -1270,16 +1339,27 @@ impl Engine {
                 home.name
             )));
         }
-        let guard = self.begin(&home).await?;
+        // As homed: an authentication does not queue behind another operation on the home
+        // (which may be a failed guess serving its delay); it is refused as busy at once.
+        let guard = home.op.try_lock().map_err(|_| {
+            EngineError::HomeBusy(format!(
+                "Home {0} is currently being used, or an operation on home {0} is currently being executed.",
+                home.name
+            ))
+        })?;
         let result = self.authenticate_locked(&home, secret).await;
+        // The bad-password delay runs while the home's operation is still held: failed
+        // guesses at one home take their turn, however many callers send them at once.
+        let result = reported(result).await;
         drop(guard);
-        reported(result).await
+        result
     }
 
     /// Mounts the home and reconciles its `.identity`; the caller holds the operation lock and
     /// has authenticated.
     async fn activate_locked(&self, home: &Home, secret: &Secret) -> Result<(), AuthError> {
         let record = self.record(home);
+        self.check_resolved(&record)?;
         self.check_supported_storage(&record)?;
         let (uid, gid) = self.ids(&record)?;
         let view = record.view(&self.machine);
@@ -1349,6 +1429,7 @@ impl Engine {
                 }
             }
             let signed_locally = matches!(verdict, Ok(TrustVerdict::SignedExclusive));
+            self.check_resolved(&merged)?;
             self.save_record(home, merged)?;
             lock(&home.data).signed_locally = signed_locally;
             self.publish(home);
@@ -1387,8 +1468,11 @@ impl Engine {
             self.activate_locked(&home, secret).await
         }
         .await;
+        // The bad-password delay runs while the home's operation is still held: failed
+        // guesses at one home take their turn, however many callers send them at once.
+        let result = reported(result).await;
         drop(guard);
-        reported(result).await
+        result
     }
 
     async fn deactivate_locked(&self, home: &Home) -> EngineResult<()> {
@@ -1681,15 +1765,32 @@ impl Engine {
             if new_secret.passwords().is_empty() {
                 return self.propagate(&home).await.map_err(AuthError::Now);
             }
-            let mut record = self.record(&home);
-            let mut hashes = Vec::new();
-            for p in new_secret.passwords() {
-                hashes.push(Value::String(hash_password(p).map_err(|e| {
-                    AuthError::Now(EngineError::InvalidArgs(format!(
-                        "Failed to hash password: {e}"
-                    )))
-                })?));
+            // Each new password becomes a hash that every later login checks: a change sets a
+            // few at most, and hashing (slow on purpose) runs off the engine's threads.
+            if new_secret.passwords().len() > MAX_NEW_PASSWORDS {
+                return Err(AuthError::Now(EngineError::InvalidArgs(format!(
+                    "At most {MAX_NEW_PASSWORDS} new passwords may be set at once."
+                ))));
             }
+            let mut record = self.record(&home);
+            let new_passwords: Vec<secrecy::SecretString> = new_secret
+                .passwords()
+                .iter()
+                .map(|p| secrecy::SecretString::from(p.expose_secret().to_owned()))
+                .collect();
+            let hashed = tokio::task::spawn_blocking(move || {
+                new_passwords
+                    .iter()
+                    .map(|p| hash_password(p).map(Value::String))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .map_err(|e| AuthError::Now(EngineError::Failed(format!("hashing failed: {e}"))))?;
+            let hashes = hashed.map_err(|e| {
+                AuthError::Now(EngineError::InvalidArgs(format!(
+                    "Failed to hash password: {e}"
+                )))
+            })?;
             let previous = record.view(&self.machine).last_change_usec().unwrap_or(0);
             let now = now_usec().max(previous + 1);
             {
@@ -1715,8 +1816,11 @@ impl Engine {
             Ok(())
         }
         .await;
+        // The bad-password delay runs while the home's operation is still held: failed
+        // guesses at one home take their turn, however many callers send them at once.
+        let result = reported(result).await;
         drop(guard);
-        reported(result).await
+        result
     }
 
     /// A LUKS password change rebuilds the keyslots from the new passwords alone: refused where
@@ -1863,8 +1967,11 @@ impl Engine {
             Ok(())
         }
         .await;
+        // The bad-password delay runs while the home's operation is still held: failed
+        // guesses at one home take their turn, however many callers send them at once.
+        let result = reported(result).await;
         drop(guard);
-        reported(result).await
+        result
     }
 
     /// AcquireHome: authenticates (activating the home if needed) and returns a reference.
@@ -1904,8 +2011,11 @@ impl Engine {
             self.new_ref(&home, please_suspend).map_err(AuthError::Now)
         }
         .await;
+        // The bad-password delay runs while the home's operation is still held: failed
+        // guesses at one home take their turn, however many callers send them at once.
+        let result = reported(result).await;
         drop(guard);
-        reported(result).await
+        result
     }
 
     /// RefHome: a reference to an active home (root only).
@@ -2122,8 +2232,11 @@ impl Engine {
             self.unlock_locked(&home, secret).await
         }
         .await;
+        // The bad-password delay runs while the home's operation is still held: failed
+        // guesses at one home take their turn, however many callers send them at once.
+        let result = reported(result).await;
         drop(guard);
-        reported(result).await
+        result
     }
 
     /// FixateHome (root only).
@@ -2141,8 +2254,11 @@ impl Engine {
             self.fixate_locked(&home, secret).await
         }
         .await;
+        // The bad-password delay runs while the home's operation is still held: failed
+        // guesses at one home take their turn, however many callers send them at once.
+        let result = reported(result).await;
         drop(guard);
-        reported(result).await
+        result
     }
 
     pub async fn resize(

@@ -41,6 +41,12 @@ fn take_secret(mut s: String) -> SecretString {
     secret
 }
 
+/// The most passwords (and, separately, token PINs) one secret may carry. Every one of them is
+/// tried against every hash while the home's operation is held, and the rate limit counts a
+/// call once: PAM clients send the few guesses of one login (pam_homed at most `retries`),
+/// never more than this.
+pub const MAX_SECRET_ENTRIES: usize = 16;
+
 fn take_strings(value: Value, field: &str) -> Result<Vec<SecretString>, RecordError> {
     let Value::Array(items) = value else {
         return Err(RecordError::field(
@@ -48,6 +54,12 @@ fn take_strings(value: Value, field: &str) -> Result<Vec<SecretString>, RecordEr
             "must be an array of strings",
         ));
     };
+    if items.len() > MAX_SECRET_ENTRIES {
+        return Err(RecordError::field(
+            format!("secret.{field}"),
+            format!("must hold at most {MAX_SECRET_ENTRIES} entries"),
+        ));
+    }
     items
         .into_iter()
         .map(|item| match item {
@@ -75,7 +87,15 @@ impl Secret {
             match key.as_str() {
                 "password" => secret.passwords = take_strings(value, "password")?,
                 // pkcs11Pin is the legacy name of tokenPin.
-                "tokenPin" | "pkcs11Pin" => secret.token_pins.extend(take_strings(value, &key)?),
+                "tokenPin" | "pkcs11Pin" => {
+                    secret.token_pins.extend(take_strings(value, &key)?);
+                    if secret.token_pins.len() > MAX_SECRET_ENTRIES {
+                        return Err(RecordError::field(
+                            "secret.tokenPin",
+                            format!("must hold at most {MAX_SECRET_ENTRIES} entries"),
+                        ));
+                    }
+                }
                 k if FLAG_FIELDS.contains(&k) => {
                     if !value.is_boolean() {
                         return Err(RecordError::field(

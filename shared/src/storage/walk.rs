@@ -112,18 +112,21 @@ fn remove_level(dir: BorrowedFd<'_>, mount: u64, depth: usize, busy: &mut bool) 
     Ok(())
 }
 
-/// Gives every entry under `dir` (and `dir` itself) to `uid`:`gid`, without following symlinks or
-/// entering other mounts.
+/// Gives the home under `dir` to `uid`:`gid`: `dir` itself and every entry below it that the
+/// previous owner of `dir` owns, without following symlinks or entering other mounts. Entries
+/// of other owners stay theirs, and so do files with more than one link: such a file may be a
+/// hard link the user made to a file outside the home, which must not become theirs.
 pub fn chown_tree(dir: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
     let mount = sys::mount_id(dir)?;
-    chown_level(dir, uid, gid, mount, 0)?;
+    let from = sys::stat_at(dir, c"")?.st_uid;
+    chown_level(dir, from, (uid, gid), mount, 0)?;
     sys::chown_at(dir, c"", uid, gid)
 }
 
 fn chown_level(
     dir: BorrowedFd<'_>,
-    uid: u32,
-    gid: u32,
+    from: u32,
+    (uid, gid): (u32, u32),
     mount: u64,
     depth: usize,
 ) -> io::Result<()> {
@@ -132,14 +135,16 @@ fn chown_level(
     }
     for name in sys::list_dir(dir)? {
         let st = sys::stat_at(dir, &name)?;
-        if kind(&st) == libc::S_IFDIR {
+        let is_dir = kind(&st) == libc::S_IFDIR;
+        if is_dir {
             let child = sys::open_dir_at(dir, &name)?;
             if sys::mount_id(child.as_fd())? != mount {
                 continue;
             }
-            chown_level(child.as_fd(), uid, gid, mount, depth + 1)?;
+            chown_level(child.as_fd(), from, (uid, gid), mount, depth + 1)?;
         }
-        if st.st_uid != uid || st.st_gid != gid {
+        let ours = st.st_uid == from && (is_dir || st.st_nlink == 1);
+        if ours && (st.st_uid != uid || st.st_gid != gid) {
             sys::chown_at(dir, &name, uid, gid)?;
         }
     }
