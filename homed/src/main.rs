@@ -74,6 +74,7 @@ fn main() -> ExitCode {
     } else if let Err(e) = nix::sys::prctl::set_dumpable(false) {
         eprintln!("homed: cannot make the process non-dumpable: {e}");
     }
+    raise_descriptor_limit();
     let machine = match homed_shared::MachineContext::local() {
         Ok(m) => m,
         Err(e) => {
@@ -147,4 +148,17 @@ async fn run(machine: homed_shared::MachineContext, sleep_mode: SleepMode) -> Ex
     drop(conn);
     eprintln!("homed: stopping; active homes stay mounted");
     ExitCode::SUCCESS
+}
+
+/// Raises the soft descriptor limit to the hard one: the userdb socket is open to every local
+/// user, and its connection cap is a share of this limit (the usual soft 1024 of a daemon
+/// started without systemd would leave little for logins and workers).
+fn raise_descriptor_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        eprintln!("homed: cannot raise the descriptor limit to {hard}: {e}");
+    }
 }

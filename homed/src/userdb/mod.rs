@@ -3,9 +3,11 @@
 //! `uid`/`userName`/`service` (and `gid`/`groupName`) are accepted, the privileged section goes
 //! only to root and the owner (`incomplete` otherwise), enumeration needs `more`.
 
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use homed_shared::record::HOMED_SERVICE;
 use homed_shared::varlink::{FrameDecoder, encode_frame};
@@ -17,6 +19,69 @@ use crate::engine::{Caller, Engine, Home};
 
 pub const SOCKET_PATH: &str = "/run/systemd/userdb/io.systemd.Home";
 const INTERFACE: &str = "io.systemd.UserDatabase";
+
+/// The socket is open to every local user, so what one of them can hold is bounded: a few
+/// dozen connections per UID (NSS opens one per lookup and closes it), a total well below the
+/// daemon's descriptor limit (logins, activations and workers need descriptors too), requests
+/// of at most 64 KiB (a lookup is a few hundred bytes), a partial request finished within 5 s,
+/// and an idle connection closed after 30 s.
+const CONNECTIONS_PER_UID: usize = 64;
+const CONNECTIONS_MAX: usize = 1024;
+const REQUEST_MAX_BYTES: usize = 64 * 1024;
+const PARTIAL_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Who holds how many connections.
+#[derive(Default)]
+struct Connections {
+    per_uid: HashMap<u32, usize>,
+    total: usize,
+}
+
+/// One accepted connection's place in [`Connections`], given back when it ends.
+struct Slot {
+    table: Arc<Mutex<Connections>>,
+    uid: u32,
+}
+
+impl Slot {
+    /// A place for a connection of `uid`, unless that UID or everyone together holds the most
+    /// allowed.
+    fn take(table: &Arc<Mutex<Connections>>, uid: u32, total_max: usize) -> Option<Slot> {
+        let mut t = table.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = t.per_uid.get(&uid).copied().unwrap_or(0);
+        if mine >= CONNECTIONS_PER_UID || t.total >= total_max {
+            return None;
+        }
+        t.per_uid.insert(uid, mine + 1);
+        t.total += 1;
+        Some(Slot {
+            table: table.clone(),
+            uid,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        t.total = t.total.saturating_sub(1);
+        if let Some(n) = t.per_uid.get_mut(&self.uid) {
+            *n -= 1;
+            if *n == 0 {
+                t.per_uid.remove(&self.uid);
+            }
+        }
+    }
+}
+
+/// The total connection cap for a descriptor limit: at most a quarter of it.
+fn total_cap() -> usize {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    CONNECTIONS_MAX.min(usize::try_from(soft / 4).unwrap_or(CONNECTIONS_MAX))
+}
 
 /// Binds the socket (0666) and serves it on the current runtime.
 pub fn serve(engine: Arc<Engine>) -> std::io::Result<()> {
@@ -33,12 +98,30 @@ pub fn serve_at(engine: Arc<Engine>, path: &Path) -> std::io::Result<()> {
     }
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    let table = Arc::new(Mutex::new(Connections::default()));
+    let total_max = total_cap();
     tokio::spawn(async move {
+        let mut last_refusal_logged: Option<Instant> = None;
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
+                    let uid = match stream.peer_cred() {
+                        Ok(cred) => cred.uid(),
+                        Err(_) => continue,
+                    };
+                    let Some(slot) = Slot::take(&table, uid, total_max) else {
+                        // Closed at once: the refused peer holds none of our descriptors.
+                        drop(stream);
+                        if last_refusal_logged.is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+                        {
+                            eprintln!("userdb: too many connections (uid {uid}); refusing more");
+                            last_refusal_logged = Some(Instant::now());
+                        }
+                        continue;
+                    };
                     let engine = engine.clone();
                     tokio::spawn(async move {
+                        let _slot = slot;
                         if let Err(e) = connection(engine, stream).await {
                             eprintln!("userdb: connection ended: {e}");
                         }
@@ -71,13 +154,27 @@ async fn connection(engine: Arc<Engine>, mut stream: UnixStream) -> std::io::Res
     let mut decoder = FrameDecoder::new();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let n = stream.read(&mut buf).await?;
+        let wait = if decoder.has_partial() {
+            PARTIAL_REQUEST_TIMEOUT
+        } else {
+            IDLE_TIMEOUT
+        };
+        let n = match tokio::time::timeout(wait, stream.read(&mut buf)).await {
+            Ok(read) => read?,
+            Err(_) => return Ok(()),
+        };
         if n == 0 {
             return Ok(());
         }
         decoder
             .push(&buf[..n])
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        if decoder.buffered() > REQUEST_MAX_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "a request is longer than 64 KiB",
+            ));
+        }
         while let Some(message) = decoder
             .next_message()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?

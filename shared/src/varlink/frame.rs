@@ -71,6 +71,11 @@ impl FrameDecoder {
     pub fn has_partial(&self) -> bool {
         !self.pending.is_empty()
     }
+
+    /// How many bytes of unfinished messages are buffered.
+    pub fn buffered(&self) -> usize {
+        self.pending.len()
+    }
 }
 
 #[cfg(test)]
