@@ -54,6 +54,28 @@ fn trusted(meta: &fs::Metadata) -> bool {
     meta.uid() == 0 && meta.mode() & 0o022 == 0
 }
 
+/// Whether every folder above `dir` is root's and lets no one else replace what is in it:
+/// not writable by group or others, or sticky (as /tmp, where only an entry's owner may rename
+/// it). A root-owned symlink among them is followed.
+fn ancestors_trusted(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    dir.ancestors().skip(1).all(|a| {
+        let Ok(meta) = fs::symlink_metadata(a) else {
+            return false;
+        };
+        let meta = if meta.file_type().is_symlink() {
+            match (meta.uid(), fs::metadata(a)) {
+                (0, Ok(target)) => target,
+                _ => return false,
+            }
+        } else {
+            meta
+        };
+        let sticky = meta.permissions().mode() & 0o1000 != 0;
+        meta.is_dir() && meta.uid() == 0 && (meta.mode() & 0o022 == 0 || sticky)
+    })
+}
+
 /// One published user, as the module needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedUser {
@@ -163,6 +185,9 @@ impl Published {
     pub fn open(dir: &Path) -> Option<Published> {
         let meta = fs::symlink_metadata(dir).ok()?;
         if !meta.is_dir() || !trusted(&meta) {
+            return None;
+        }
+        if !ancestors_trusted(dir) {
             return None;
         }
         let dir_id = FileId::of(&meta);

@@ -196,3 +196,51 @@ fn publish_all_removes_stale_users_and_resigns_with_a_new_key() {
     assert!(p.all_users().is_empty());
     assert!(p.user("alice").is_none());
 }
+
+#[test]
+fn a_publication_below_a_folder_others_may_write_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let key = SigningKey::generate().unwrap();
+    let top = tempfile::tempdir().unwrap();
+    let parent = top.path().join("homed");
+    let dir = parent.join("nss");
+    let m = machine();
+    publish(&dir, &fixture("alice").view(&m), &key).unwrap();
+    assert!(
+        Published::open(&dir)
+            .and_then(|p| p.user("alice"))
+            .is_some()
+    );
+    // Whoever may write to the folder above could swap in another (older, validly signed) copy.
+    fs::set_permissions(&parent, fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(Published::open(&dir).is_none(), "writable parent");
+    fs::set_permissions(&parent, fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&parent, Some(65534), None).unwrap();
+    assert!(
+        Published::open(&dir).is_none(),
+        "parent owned by another user"
+    );
+    std::os::unix::fs::chown(&parent, Some(0), None).unwrap();
+    assert!(Published::open(&dir).is_some());
+}
+
+#[test]
+fn the_publish_folders_are_made_0755_whatever_the_umask() {
+    let key = SigningKey::generate().unwrap();
+    let top = tempfile::tempdir().unwrap();
+    let dir = top.path().join("homed").join("nss");
+    let m = machine();
+    // SAFETY: umask only swaps the process's file creation mask; it is restored right after.
+    let old = unsafe { libc::umask(0o077) };
+    let published = publish(&dir, &fixture("alice").view(&m), &key);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    published.unwrap();
+    for d in [top.path().join("homed"), dir] {
+        let mode = fs::metadata(&d).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o755, "{}", d.display());
+    }
+}

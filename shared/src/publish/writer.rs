@@ -75,8 +75,18 @@ impl DirLock {
     }
 }
 
+/// Creates `dir` and any missing folder above it 0755, whatever the umask: readers trust the
+/// publication only while every folder on its path is root's and not writable by others.
 fn ensure_dir(dir: &Path) -> Result<(), PublishError> {
-    fs::create_dir_all(dir).map_err(write_error(dir))?;
+    let missing: Vec<&Path> = dir.ancestors().take_while(|a| !a.exists()).collect();
+    for d in missing.into_iter().rev() {
+        match fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(write_error(d)(e)),
+        }
+        fs::set_permissions(d, fs::Permissions::from_mode(0o755)).map_err(write_error(d))?;
+    }
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(write_error(dir))
 }
 

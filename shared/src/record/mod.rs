@@ -16,7 +16,7 @@ pub use fields::{BINDING_FIELDS, PER_MACHINE_FORBIDDEN_FIELDS};
 pub use machine::{MachineContext, is_machine_id};
 pub use secret::Secret;
 pub use validate::{HOME_UID_MAX, HOME_UID_MIN, check_suitable_for_homed};
-pub use view::{Disposition, RecordView, Storage};
+pub use view::{Disposition, RecordView, Storage, home_root};
 
 use crate::json::{parse_strict, to_canonical_string, to_pretty_string};
 

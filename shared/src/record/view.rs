@@ -397,10 +397,10 @@ fn strings(value: Option<&Value>) -> Vec<&str> {
 pub const DEFAULT_USER_SHELL: &str = "/bin/bash";
 pub const NOLOGIN_SHELL: &str = "/usr/sbin/nologin";
 
-/// `$SYSTEMD_HOME_ROOT`, or `/home`.
+/// `$SYSTEMD_HOME_ROOT`, or `/home`. Read with `secure_getenv`: this code runs inside setuid
+/// programs (through the NSS and PAM modules), whose caller must not pick the home directory.
 pub fn home_root() -> String {
-    std::env::var("SYSTEMD_HOME_ROOT")
-        .ok()
+    crate::env::secure_var("SYSTEMD_HOME_ROOT")
         .filter(|r| r.starts_with('/'))
         .map(|r| r.trim_end_matches('/').to_owned())
         .filter(|r| !r.is_empty())
