@@ -26,11 +26,16 @@ const INTERFACE: &str = "org.freedesktop.home1.Manager";
 const DEFAULT_SYSTEM_BUS: &str = "unix:path=/run/dbus/system_bus_socket";
 /// homed's own clients wait this long for slow operations (activation, fsck).
 const SLOW_CALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// The record lookup runs for every user who logs in, homed's or not: a daemon that hangs may
+/// cost each login this long at most (sd-bus's default, which pam_systemd_home uses for it).
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(25);
 
-/// A lazily opened connection to the system bus. Create and drop it inside one `block_on`.
+/// Lazily opened connections to the system bus, one per call timeout. Create and drop it
+/// inside one `block_on`.
 #[derive(Default)]
 pub struct SystemBus {
     connection: RefCell<Option<Connection>>,
+    lookup_connection: RefCell<Option<Connection>>,
 }
 
 fn unix_path(address: &str) -> Option<&str> {
@@ -55,7 +60,18 @@ impl SystemBus {
     }
 
     async fn connection(&self) -> Result<Connection, HomeError> {
-        if let Some(c) = self.connection.borrow().as_ref() {
+        Self::open(&self.connection, SLOW_CALL_TIMEOUT).await
+    }
+
+    async fn lookup_connection(&self) -> Result<Connection, HomeError> {
+        Self::open(&self.lookup_connection, LOOKUP_TIMEOUT).await
+    }
+
+    async fn open(
+        slot: &RefCell<Option<Connection>>,
+        timeout: Duration,
+    ) -> Result<Connection, HomeError> {
+        if let Some(c) = slot.borrow().as_ref() {
             return Ok(c.clone());
         }
         let address = secure_var("DBUS_SYSTEM_BUS_ADDRESS")
@@ -71,14 +87,14 @@ impl SystemBus {
             None => zbus::connection::Builder::address(address.as_str()),
         };
         let connection = builder
-            .method_timeout(SLOW_CALL_TIMEOUT)
+            .method_timeout(timeout)
             .build()
             .await
             .map_err(|e| match e {
                 zbus::Error::InputOutput(io) => HomeError::NoBus(io.to_string()),
                 other => HomeError::NoBus(other.to_string()),
             })?;
-        *self.connection.borrow_mut() = Some(connection.clone());
+        *slot.borrow_mut() = Some(connection.clone());
         Ok(connection)
     }
 
@@ -101,7 +117,18 @@ impl SystemBus {
 
 impl HomeService for SystemBus {
     async fn user_record(&self, user: &str) -> Result<String, HomeError> {
-        let reply = self.call("GetUserRecordByName", &(user,)).await?;
+        let reply = self
+            .lookup_connection()
+            .await?
+            .call_method(
+                Some(DESTINATION),
+                PATH,
+                Some(INTERFACE),
+                "GetUserRecordByName",
+                &(user,),
+            )
+            .await
+            .map_err(from_zbus)?;
         let (json, _incomplete, _path): (String, bool, zbus::wire::OwnedObjectPath) =
             reply.body().deserialize().map_err(from_zbus)?;
         Ok(json)

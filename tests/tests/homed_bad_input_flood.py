@@ -1,6 +1,6 @@
 # A minimal D-Bus client for homed_bad_input.rs: one connection, up to IN_FLIGHT pipelined
 # AuthenticateHome calls, printing how many calls got each reply; or one CreateHome call with
-# a record too large for a command line.
+# a record too large for a command line; or a service that owns a name and never answers.
 import os, socket, struct, sys
 
 def pad(buf, n):
@@ -16,7 +16,10 @@ def string(buf, s, code="s"):
 def message(serial, path, iface, member, dest, sig, args):
     body = b""
     for a in args:
-        body = string(body, a)
+        if isinstance(a, int):
+            body = pad(body, 4) + struct.pack("<I", a)
+        else:
+            body = string(body, a)
     fields = b""
     for code, typ, val in [(1, "o", path), (2, "s", iface), (3, "s", member), (6, "s", dest)] + ([(8, "g", sig)] if sig else []):
         fields = pad(fields, 8)
@@ -75,6 +78,15 @@ class Conn:
             if not d:
                 raise EOFError
             self.buf += d
+
+if sys.argv[1] == "own":
+    # own NAME: takes NAME on the bus and then answers no call at all (a wedged service).
+    import time
+    c = Conn()
+    c.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "RequestName", "org.freedesktop.DBus", "su", [sys.argv[2], 4])
+    print("OWNED", c.read(), flush=True)
+    time.sleep(300)
+    sys.exit(0)
 
 if sys.argv[1] == "create":
     # create FILE: one CreateHome call with the record in FILE.
