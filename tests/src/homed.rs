@@ -5,6 +5,26 @@ use std::path::PathBuf;
 
 use crate::world::{WorldRun, repo_root, run_in_world, workspace_binary};
 
+/// A varlink client for `/run/systemd/userdb/io.systemd.Home` in Python: sends the call given
+/// as its argument and prints every reply, as one JSON array, once the last one has come.
+pub const VARLINK_CLIENT: &str = r#"
+import socket, json, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect("/run/systemd/userdb/io.systemd.Home")
+s.sendall(sys.argv[1].encode() + b"\0")
+buf, out = b"", []
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    buf += d
+    while b"\0" in buf:
+        m, buf = buf.split(b"\0", 1)
+        out.append(json.loads(m))
+        if not out[-1].get("continues"):
+            print(json.dumps(out)); sys.exit(0)
+"#;
+
 /// Our daemon: `$HOMED_UNDER_TEST`, else the one cargo built next to this test.
 pub fn our_homed() -> PathBuf {
     workspace_binary("HOMED_UNDER_TEST", "homed")

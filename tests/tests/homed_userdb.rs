@@ -3,28 +3,13 @@
 //! root and the owner, `incomplete` otherwise, homed's errors; userdbctl and nss-systemd
 //! resolve our users through it.
 
+use homed_tests::homed::VARLINK_CLIENT;
 use homed_tests::world::fixtures;
 use serde_json::Value;
 
 const MACHINE_ID: &str = "3d1219c7c4c5404aaa1f6d2a48adfda4";
 
-const CLIENT: &str = r#"
-import socket, json, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect("/run/systemd/userdb/io.systemd.Home")
-s.sendall(sys.argv[1].encode() + b"\0")
-buf, out = b"", []
-while True:
-    d = s.recv(65536)
-    if not d:
-        break
-    buf += d
-    while b"\0" in buf:
-        m, buf = buf.split(b"\0", 1)
-        out.append(json.loads(m))
-        if not out[-1].get("continues"):
-            print(json.dumps(out)); sys.exit(0)
-"#;
+const CLIENT: &str = VARLINK_CLIENT;
 
 fn script() -> String {
     format!(

@@ -4,7 +4,7 @@
 //! (password hashes). The positive controls (root sees the hashes; root may deactivate) show
 //! that the searches and the calls reach the daemon at all.
 
-use homed_tests::homed::{run_started, tagged};
+use homed_tests::homed::{VARLINK_CLIENT, run_started, tagged};
 
 const SCRIPT: &str = r#"
 $START || exit 1
@@ -73,21 +73,7 @@ echo "STATE $(homectl inspect tuser | sed -n 's/^ *State: //p')"
 
 # Replies to another user: no hashes, marked incomplete; root's replies have them.
 cat >"$HOMED_WORLD_STATE/vl.py" <<'PY'
-import socket, json, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect("/run/systemd/userdb/io.systemd.Home")
-s.sendall(sys.argv[1].encode() + b"\0")
-buf, out = b"", []
-while True:
-    d = s.recv(65536)
-    if not d:
-        break
-    buf += d
-    while b"\0" in buf:
-        m, buf = buf.split(b"\0", 1)
-        out.append(json.loads(m))
-        if not out[-1].get("continues"):
-            print(json.dumps(out)); sys.exit(0)
+@VARLINK_CLIENT@
 PY
 chmod 0644 "$HOMED_WORLD_STATE/vl.py"
 leaks() {
@@ -179,7 +165,10 @@ const QUERIES: [&str; 7] = [
 
 #[test]
 fn an_ordinary_user_changes_nothing_and_sees_no_privileged_field() {
-    let out = run_started(SCRIPT, "start_ours");
+    let out = run_started(
+        &SCRIPT.replace("@VARLINK_CLIENT@", VARLINK_CLIENT),
+        "start_ours",
+    );
     let denied = |kind: &str, methods: &[&str]| {
         let lines = tagged(&out, kind);
         for method in methods {

@@ -197,6 +197,15 @@ impl From<EngineError> for AuthError {
     }
 }
 
+/// Copies of a secret's passwords (still zeroizing) for work on a blocking thread.
+fn owned_passwords(secret: &Secret) -> Vec<secrecy::SecretString> {
+    secret
+        .passwords()
+        .iter()
+        .map(|p| secrecy::SecretString::from(p.expose_secret().to_owned()))
+        .collect()
+}
+
 /// Turns an authentication failure into the error to report, after the delay when one is due.
 async fn reported<T>(result: Result<T, AuthError>) -> EngineResult<T> {
     match result {
@@ -870,11 +879,7 @@ impl Engine {
         if secret.passwords().is_empty() {
             return Err(AuthError::Now(bad));
         }
-        let passwords: Vec<secrecy::SecretString> = secret
-            .passwords()
-            .iter()
-            .map(|p| secrecy::SecretString::from(p.expose_secret().to_owned()))
-            .collect();
+        let passwords = owned_passwords(secret);
         let ok = tokio::task::spawn_blocking(move || {
             passwords
                 .iter()
@@ -1773,11 +1778,7 @@ impl Engine {
                 ))));
             }
             let mut record = self.record(&home);
-            let new_passwords: Vec<secrecy::SecretString> = new_secret
-                .passwords()
-                .iter()
-                .map(|p| secrecy::SecretString::from(p.expose_secret().to_owned()))
-                .collect();
+            let new_passwords = owned_passwords(new_secret);
             let hashed = tokio::task::spawn_blocking(move || {
                 new_passwords
                     .iter()
