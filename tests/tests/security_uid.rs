@@ -156,3 +156,34 @@ exit 0
     );
     assert_eq!(tagged(&out, "BINDING "), ["['/home/tuser']"], "{out}");
 }
+
+/// A registered home whose folder belongs to another UID (restored from a backup, say) is given
+/// back to its user at activation: only what the folder's owner owned, and no file that has a
+/// second hard link.
+const RESTORED: &str = r#"
+$START || exit 1
+export NEWPASSWORD=Test-pw-123
+timeout 60 homectl create tuser --storage=directory --enforce-password-policy=no </dev/null >/dev/null || exit 1
+uid=$(id -u tuser)
+chown -R 60200:60200 /home/tuser.homedir
+echo mine > /home/tuser.homedir/mine.txt && chown 60200:60200 /home/tuser.homedir/mine.txt
+echo theirs > /home/tuser.homedir/theirs.txt && chown 4242:4242 /home/tuser.homedir/theirs.txt
+echo outside > /home/outside.txt && chown 60200:60200 /home/outside.txt
+ln /home/outside.txt /home/tuser.homedir/link.txt
+PASSWORD=Test-pw-123 timeout 60 homectl activate tuser </dev/null >/dev/null 2>&1 && echo "ACTIVATED"
+echo "UID $uid"
+for f in mine.txt theirs.txt link.txt; do echo "FILE $f $(stat -c %u /home/tuser/$f)"; done
+echo "FILE outside $(stat -c %u /home/outside.txt)"
+exit 0
+"#;
+
+#[test]
+fn the_ownership_walk_leaves_other_owners_and_hard_links_alone() {
+    let out = run_started(RESTORED, "start_ours");
+    assert!(out.lines().any(|l| l == "ACTIVATED"), "{out}");
+    let uid = value(&out, "UID ");
+    assert_eq!(value(&out, "FILE mine.txt "), uid, "{out}");
+    assert_eq!(value(&out, "FILE theirs.txt "), 4242, "{out}");
+    assert_eq!(value(&out, "FILE link.txt "), 60200, "{out}");
+    assert_eq!(value(&out, "FILE outside "), 60200, "{out}");
+}
