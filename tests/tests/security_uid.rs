@@ -3,9 +3,10 @@
 //! (as homed 252 does). A folder copied in as root does not log in as root, one owned by another
 //! user does not share their UID; the walk that then gives the tree to the new UID changes only
 //! what the old owner owned, and never a file with a second hard link. A registered record
-//! whose home directory lies outside the home root is refused before anything is mounted.
+//! whose home directory lies outside the home root is refused before anything is mounted, and
+//! not handed to NSS.
 
-use homed_tests::homed::{run_started, tagged};
+use homed_tests::homed::{VARLINK_CLIENT, run_started, tagged};
 
 /// Creates `moved` (and `other`) with systemd-homed 252, removes moved's host record, gives its
 /// folder to `$OWNER`, and starts our daemon; then moved is fixated by a login.
@@ -127,12 +128,20 @@ homectl list | awk '$1 == "tuser" {print "LISTED " $4}'
 echo "ACTIVATE $(call ActivateHome string:tuser 'string:{"password":["Test-pw-123"]}' | sed -n 's/^Error \([^:]*\):.*/\1/p; s/^method return.*/ok/p' | head -n1)"
 grep -q ' /srv/elsewhere ' /proc/self/mountinfo && echo "MOUNTED elsewhere"
 grep -q ' /home/tuser ' /proc/self/mountinfo && echo "MOUNTED home"
+cat >"$HOMED_WORLD_STATE/vl.py" <<'PY'
+@VARLINK_CLIENT@
+PY
+/usr/bin/python3 "$HOMED_WORLD_STATE/vl.py" '{"method":"io.systemd.UserDatabase.GetUserRecord","parameters":{"userName":"tuser","service":"io.systemd.Home"}}' |
+    grep -o 'NoRecordFound\|"userName": "tuser"' | head -n1 | sed 's/^/USERDB /'
 exit 0
 "#;
 
 #[test]
 fn a_home_directory_outside_the_home_root_is_refused() {
-    let out = run_started(OUTSIDE_ROOT, "start_ours");
+    let out = run_started(
+        &OUTSIDE_ROOT.replace("@VARLINK_CLIENT@", VARLINK_CLIENT),
+        "start_ours",
+    );
     assert_eq!(
         tagged(&out, "ACTIVATE "),
         ["org.freedesktop.DBus.Error.InvalidArgs"],
@@ -140,6 +149,7 @@ fn a_home_directory_outside_the_home_root_is_refused() {
     );
     assert_eq!(tagged(&out, "LISTED "), ["inactive"], "{out}");
     assert!(!out.contains("MOUNTED"), "{out}");
+    assert_eq!(tagged(&out, "USERDB "), ["NoRecordFound"], "{out}");
 }
 
 #[test]

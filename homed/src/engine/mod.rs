@@ -611,6 +611,11 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether `home`'s record may be handed out to NSS and userdb clients.
+    pub fn servable(&self, home: &Home) -> bool {
+        self.check_resolved(&self.record(home)).is_ok()
+    }
+
     fn home_directory(&self, record: &UserRecord) -> String {
         let view = record.view(&self.machine);
         match view.get("homeDirectory").and_then(Value::as_str) {

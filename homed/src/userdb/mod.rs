@@ -261,14 +261,25 @@ fn name_param<'a>(
     }
 }
 
+/// The homes this socket answers for: those whose record, with this machine's binding, passes
+/// the rules every managed home must pass (a record the daemon would refuse to activate is not
+/// handed to NSS either).
+fn served_homes(engine: &Engine) -> Vec<Arc<Home>> {
+    engine
+        .homes()
+        .into_iter()
+        .filter(|h| engine.servable(h))
+        .collect()
+}
+
 /// Finds the one home a lookup by id and/or name means.
 fn lookup(
     engine: &Engine,
     id: Option<u32>,
     name: Option<&str>,
 ) -> Result<Option<Arc<Home>>, Outcome> {
-    let by_id = id.map(|id| engine.lookup_uid(id));
-    let by_name = name.map(|n| engine.lookup(n));
+    let by_id = id.map(|id| engine.lookup_uid(id).filter(|h| engine.servable(h)));
+    let by_name = name.map(|n| engine.lookup(n).filter(|h| engine.servable(h)));
     match (by_id, by_name) {
         (None, None) => Ok(None),
         (Some(None), _) | (_, Some(None)) => Err(error("io.systemd.UserDatabase.NoRecordFound")),
@@ -340,8 +351,7 @@ fn dispatch(
                         .ok_or_else(|| error("io.systemd.UserDatabase.NoRecordFound"))?;
                     return Ok(Outcome::Replies(vec![user_reply(engine, &home, caller)]));
                 }
-                let replies = engine
-                    .homes()
+                let replies = served_homes(engine)
                     .iter()
                     .map(|h| user_reply(engine, h, caller))
                     .collect();
@@ -358,8 +368,7 @@ fn dispatch(
                         .ok_or_else(|| error("io.systemd.UserDatabase.NoRecordFound"))?;
                     return Ok(Outcome::Replies(vec![reply]));
                 }
-                let replies = engine
-                    .homes()
+                let replies = served_homes(engine)
                     .iter()
                     .filter_map(|h| group_reply(engine, h))
                     .collect();
@@ -370,7 +379,7 @@ fn dispatch(
                 let user = name_param(parameters, "userName")?;
                 let group = name_param(parameters, "groupName")?;
                 let mut replies = Vec::new();
-                for home in engine.homes() {
+                for home in served_homes(engine) {
                     if user.is_some_and(|u| u != home.name) {
                         continue;
                     }
