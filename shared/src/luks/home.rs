@@ -217,8 +217,12 @@ pub fn create(
     )?;
     undo.files.push(temporary.clone());
     // The new file system is mounted where only this process sees it; the guard outlives the
-    // undo below, which unmounts inside the same namespace.
-    let _private = PrivateMounts::enter()?;
+    // undo below, which unmounts inside the same namespace. Entering it is the first step that
+    // may fail after the image exists, so a failure goes through the undo too.
+    let _private = match PrivateMounts::enter() {
+        Ok(ns) => ns,
+        Err(e) => return Err(undo.run(e)),
+    };
     let result = (|| {
         let device = image.activate(req.user_name, &volume_key, req.settings.discard)?;
         undo.dm = Some(name.clone());
