@@ -2,7 +2,6 @@
 
 mod bus;
 mod engine;
-mod luks_work;
 mod sleep;
 mod userdb;
 mod wiping_alloc;
@@ -99,7 +98,8 @@ fn main() -> ExitCode {
 async fn run(machine: homed_shared::MachineContext, sleep_mode: SleepMode) -> ExitCode {
     let _ = bus::RUNTIME.set(tokio::runtime::Handle::current());
     let exe = std::fs::read_link("/proc/self/exe").unwrap_or_else(|_| "/proc/self/exe".into());
-    let engine = Engine::load(machine, Paths::default(), exe, sleep_mode);
+    let worker = Arc::new(worker::client::ProcessWorker { exe });
+    let engine = Engine::load(machine, Paths::default(), worker, sleep_mode);
     engine.adopt_active_homes();
     let (conn, _objects) = match bus::serve(engine.clone()).await {
         Ok(c) => c,

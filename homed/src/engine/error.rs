@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::worker::proto::{WorkError, WorkErrorKind};
+
 /// One variant per error a client can tell apart; the text is the message shown to the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineError {
@@ -102,42 +104,43 @@ impl EngineError {
         }
     }
 
-    /// Maps the errno a storage worker failed with to the error homed reports for it.
-    pub fn from_worker(errno: i32, user: &str, message: String) -> EngineError {
-        match errno {
-            libc::ENOEXEC => {
+    /// The error homed reports for a failed storage operation on the home of `user`.
+    pub fn from_work(e: WorkError, user: &str) -> EngineError {
+        let message = e.message;
+        match e.kind {
+            WorkErrorKind::NotActive => {
                 EngineError::HomeNotActive(format!("Home {user} is currently not active"))
             }
-            libc::ENETUNREACH => EngineError::HomeAbsent(format!(
+            WorkErrorKind::Absent => EngineError::HomeAbsent(format!(
                 "Home {user} is currently missing or not plugged in"
             )),
-            libc::EBUSY => EngineError::HomeBusy(format!(
+            WorkErrorKind::Busy => EngineError::HomeBusy(format!(
                 "Home {user} is currently being used, or an operation on home {user} is currently being executed: {message}"
             )),
-            libc::EEXIST => {
+            WorkErrorKind::Exists => {
                 EngineError::HomeExists(format!("Home {user} exists already: {message}"))
             }
-            libc::EALREADY => {
+            WorkErrorKind::AlreadyActive => {
                 EngineError::HomeAlreadyActive(format!("Home {user} is already active"))
             }
-            libc::ENOSPC => {
+            WorkErrorKind::NoSpace => {
                 EngineError::NoDiskSpace(format!("Not enough disk space for home {user}"))
             }
-            libc::EKEYREJECTED => EngineError::BadSignature(format!(
-                "The record in the header of home {user} is not signed by a trusted key: {message}"
+            WorkErrorKind::Untrusted => EngineError::BadSignature(format!(
+                "The record inside home {user} is not signed by a trusted key: {message}"
             )),
-            libc::EADDRINUSE => EngineError::HomeBusy(format!(
+            WorkErrorKind::ImageInUse => EngineError::HomeBusy(format!(
                 "The image of home {user} is in use elsewhere: {message}"
             )),
-            libc::ENOKEY => EngineError::BadPassword(format!(
+            WorkErrorKind::BadPassword => EngineError::BadPassword(format!(
                 "Password for home {user} is incorrect or not sufficient for authentication."
             )),
-            libc::ENOTTY | libc::ENOLINK | libc::EPROTONOSUPPORT | libc::ESOCKTNOSUPPORT => {
-                EngineError::NotSupported(format!(
-                    "Operation not supported on the storage of home {user}"
-                ))
+            WorkErrorKind::NotSupported => EngineError::NotSupported(format!(
+                "Operation not supported on the storage of home {user}"
+            )),
+            WorkErrorKind::BadRequest | WorkErrorKind::Crashed | WorkErrorKind::Failed => {
+                EngineError::Failed(message)
             }
-            _ => EngineError::Failed(message),
         }
     }
 }

@@ -14,12 +14,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use homed_shared::password::{hash_password, verify_password};
 use homed_shared::record::HOMED_SERVICE;
-use homed_shared::record::{Secret, Storage, check_suitable_for_homed};
+use homed_shared::record::{Secret, check_suitable_for_homed};
 use homed_shared::signing::{TrustVerdict, TrustedKeys, sign_record};
 use homed_shared::storage::is_mount_point;
 use homed_shared::{MachineContext, RecordOrigin, UserRecord};
 use secrecy::ExposeSecret as _;
 use serde_json::{Map, Value, json};
+
+use crate::worker::backend::{self, Capabilities, StorageType};
+use crate::worker::client::{WorkOutput, Worker};
+use crate::worker::crashpoint::{self, KeyChangeStep};
+use crate::worker::proto::{AddKeys, CreateArgs, HomeSpec, RetireKeys, WorkRequest};
 
 pub use error::{EngineError, EngineResult};
 use refs::{FifoReader, RefKind};
@@ -35,9 +40,7 @@ const MAX_NEW_PASSWORDS: usize = 4;
 pub const RETRY_DEACTIVATE: Duration = Duration::from_secs(15);
 /// At most this many operations may wait on one home.
 const MAX_PENDING: usize = 100;
-/// homed's bounds for a home's size (USER_DISK_SIZE_MIN, USER_DISK_SIZE_MAX).
-const DISK_SIZE_MIN: u64 = 5 << 20;
-const DISK_SIZE_MAX: u64 = 5 << 40;
+use crate::worker::backend::{DISK_SIZE_MAX, DISK_SIZE_MIN};
 
 /// The name of the file system `path` is on, as homed reports it.
 fn file_system_type(path: &str) -> Option<&'static str> {
@@ -197,6 +200,32 @@ impl From<EngineError> for AuthError {
     }
 }
 
+/// A rate-limit count not yet saved.
+#[derive(Debug, Clone, Copy)]
+struct RateLimitCount {
+    begin: u64,
+    count: u64,
+}
+
+impl RateLimitCount {
+    fn apply(self, status: &mut Map<String, Value>) {
+        status.insert("rateLimitBeginUSec".into(), json!(self.begin));
+        status.insert("rateLimitCount".into(), json!(self.count));
+    }
+}
+
+/// Counts one checked secret in a status section.
+fn count_outcome(status: &mut Map<String, Value>, good: bool) {
+    let (counter, last) = if good {
+        ("goodAuthenticationCounter", "lastGoodAuthenticationUSec")
+    } else {
+        ("badAuthenticationCounter", "lastBadAuthenticationUSec")
+    };
+    let n = status.get(counter).and_then(Value::as_u64).unwrap_or(0);
+    status.insert(counter.into(), json!(n + 1));
+    status.insert(last.into(), json!(now_usec()));
+}
+
 /// Copies of a secret's passwords (still zeroizing) for work on a blocking thread.
 fn owned_passwords(secret: &Secret) -> Vec<secrecy::SecretString> {
     secret
@@ -224,8 +253,10 @@ pub struct Engine {
     store: RecordStore,
     keys: Mutex<TrustedKeys>,
     homes: Mutex<BTreeMap<String, Arc<Home>>>,
-    worker_exe: PathBuf,
+    worker: Arc<dyn Worker>,
     generation: Mutex<u64>,
+    /// Password hash checks run since start (yescrypt, slow on purpose).
+    hash_checks: std::sync::atomic::AtomicUsize,
     pub sleep_mode: SleepMode,
 }
 
@@ -234,12 +265,10 @@ impl Engine {
     pub fn load(
         machine: MachineContext,
         paths: Paths,
-        worker_exe: PathBuf,
+        worker: Arc<dyn Worker>,
         sleep_mode: SleepMode,
     ) -> Arc<Engine> {
-        let store = RecordStore {
-            dir: paths.record_dir.clone(),
-        };
+        let store = RecordStore::new(paths.record_dir.clone());
         if let Err(e) = store.ensure_dir() {
             eprintln!("{}: {e}", store.dir.display());
         }
@@ -257,8 +286,9 @@ impl Engine {
             store,
             keys: Mutex::new(keys),
             homes: Mutex::new(BTreeMap::new()),
-            worker_exe,
+            worker,
             generation: Mutex::new(0),
+            hash_checks: std::sync::atomic::AtomicUsize::new(0),
             sleep_mode,
         };
         for record in engine.store.load_all() {
@@ -326,11 +356,10 @@ impl Engine {
         for entry in entries.flatten() {
             let file = entry.file_name();
             let Some(file) = file.to_str() else { continue };
-            let (base, storage) = if let Some(b) = file.strip_suffix(".homedir") {
-                (b, Storage::Directory)
-            } else if let Some(b) = file.strip_suffix(".home") {
-                (b, Storage::Luks)
-            } else {
+            let Some((base, kind)) = backend::all()
+                .into_iter()
+                .find_map(|k| file.strip_suffix(k.image_suffix()).map(|b| (b, k)))
+            else {
                 continue;
             };
             let (user, realm) = match base.split_once('@') {
@@ -343,9 +372,10 @@ impl Engine {
             let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
                 continue;
             };
-            let kind_ok = match storage {
-                Storage::Directory => meta.is_dir(),
-                _ => meta.is_file(),
+            let kind_ok = if kind.image_is_folder() {
+                meta.is_dir()
+            } else {
+                meta.is_file()
             };
             if !kind_ok {
                 continue;
@@ -360,10 +390,7 @@ impl Engine {
             // in the home range and no home, user or group has it; otherwise the home gets one
             // the way a new home does. A folder copied in as root must not log in as root, nor
             // one owned by someone else as them.
-            let suggested = match storage {
-                Storage::Directory => Some(meta.uid()),
-                _ => None,
-            };
+            let suggested = kind.capabilities().owner_suggests_uid.then(|| meta.uid());
             let id = uid::allocate(user, suggested, |u| self.uid_in_use_by_home(u).is_some());
             let Some(id) = id else {
                 eprintln!("{user}: found {file}, but no UID is free for it");
@@ -385,7 +412,7 @@ impl Engine {
                 "homeDirectory".into(),
                 json!(format!("{}/{user}", self.paths.home_root)),
             );
-            binding.insert("storage".into(), json!(storage.as_str()));
+            binding.insert("storage".into(), json!(kind.storage().as_str()));
             binding.insert("uid".into(), json!(id));
             binding.insert("gid".into(), json!(id));
             record.set_binding(&self.machine.machine_id, binding);
@@ -421,30 +448,36 @@ impl Engine {
     /// The caller holds the operation lock.
     async fn fixate_locked(&self, home: &Home, secret: &Secret) -> Result<(), AuthError> {
         // A found home is guarded like any other: its own record's password is checked only
-        // within the rate limit (counted in memory until the home has a host record).
-        self.ratelimit(home)?;
-        let synthesized = self.record(home);
-        let luks = self.storage(&synthesized) == Storage::Luks;
-        if !luks {
-            self.check_directory_storage(&synthesized)?;
+        // within the rate limit (counted in memory until the home has a host record). The
+        // check is the authentication of the call that fixates: it is not repeated.
+        let pending = self.ratelimit(home)?;
+        let result = self.fixate_checked(home, secret, pending).await;
+        if let Err(e) = &result {
+            let outcome = matches!(e, AuthError::Delayed(_)).then_some(false);
+            self.record_attempt(home, pending, outcome);
         }
+        result
+    }
+
+    /// Fixation within the rate limit; on success the new host record carries the attempt.
+    async fn fixate_checked(
+        &self,
+        home: &Home,
+        secret: &Secret,
+        pending: RateLimitCount,
+    ) -> Result<(), AuthError> {
+        let synthesized = self.record(home);
+        self.storage_type(&synthesized)?;
         self.set_transient(home, Some("fixating"));
-        let reply = if luks {
-            self.inspect_image(home, &synthesized, secret).await
-        } else {
-            self.worker(
-                &home.name,
-                json!({"op": "read-identity", "imagePath": self.image_path(&synthesized)}),
-            )
-            .await
-        };
+        let request = WorkRequest::Inspect(self.spec(&synthesized));
+        let reply = self.work(&home.name, request, Some(secret)).await;
         self.set_transient(home, None);
         let reply = match reply {
-            Ok(reply) => reply,
+            Ok(output) => output.reply,
             Err(e @ EngineError::BadPassword(_)) => return Err(AuthError::Delayed(Delayed(e))),
             Err(e) => return Err(e.into()),
         };
-        let text = reply.get("identity").and_then(Value::as_str).unwrap_or("");
+        let text = reply.identity.as_deref().unwrap_or("");
         let embedded = UserRecord::parse(text.as_bytes(), RecordOrigin::Embedded).map_err(|e| {
             EngineError::BadSignature(format!(
                 "The record inside home {} is unusable: {e}",
@@ -470,7 +503,7 @@ impl Engine {
                 .into());
             }
         };
-        Self::verify(&embedded, &self.machine, secret, &home.name).await?;
+        self.verify(&embedded, secret).await?;
         let mut record = embedded;
         let mut binding = synthesized
             .json()
@@ -479,13 +512,18 @@ impl Engine {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        if let Some(found) = reply.get("binding").and_then(Value::as_object) {
+        if let Some(found) = &reply.binding {
             for (k, v) in found {
                 binding.insert(k.clone(), v.clone());
             }
         }
         record.set_binding(&self.machine.machine_id, binding);
         self.check_resolved(&record)?;
+        let mut status = self.status_of(&synthesized);
+        status.retain(|k, _| PERSISTED_STATUS.contains(&k.as_str()));
+        pending.apply(&mut status);
+        count_outcome(&mut status, true);
+        record.set_status(&self.machine.machine_id, status);
         {
             let mut d = lock(&home.data);
             d.unfixated = false;
@@ -502,41 +540,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs the worker's `inspect` on an unfixated LUKS home: the header record, checked
-    /// against this machine's trusted keys, and the binding values read from the image.
-    async fn inspect_image(
-        &self,
-        home: &Home,
-        synthesized: &UserRecord,
-        secret: &Secret,
-    ) -> EngineResult<Map<String, Value>> {
-        let mut dirs = self.paths.key_dirs.clone();
-        if !dirs.contains(&self.paths.record_dir) {
-            dirs.insert(0, self.paths.record_dir.clone());
-        }
-        let mut request = json!({
-            "op": "inspect",
-            "storage": "luks",
-            "userName": home.name,
-            "imagePath": self.image_path(synthesized),
-            "keyDirs": dirs,
-        });
-        if let Some(realm) = synthesized.realm() {
-            request["realm"] = json!(realm);
-        }
-        self.luks_worker(&home.name, request, Some(secret))
-            .await
-            .map(|(reply, _)| reply)
-    }
-
     /// After a restart: watch the reference FIFOs of homes that are still mounted.
     pub fn adopt_active_homes(self: &Arc<Self>) {
         for home in self.homes() {
             if !self.is_active(&home) {
                 continue;
             }
-            if self.is_luks(&home)
-                && homed_shared::luks::home::is_suspended(&home.name) == Some(true)
+            if self
+                .storage_type(&self.record(&home))
+                .is_ok_and(|k| k.suspended_now(&home.name))
             {
                 lock(&home.data).locked = true;
             }
@@ -552,6 +564,12 @@ impl Engine {
             }
             eprintln!("{}: home is active, picked up again", home.name);
         }
+    }
+
+    /// How many password hash checks the engine ran since start.
+    #[cfg(test)]
+    pub fn hash_checks(&self) -> usize {
+        self.hash_checks.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn homes(&self) -> Vec<Arc<Home>> {
@@ -633,10 +651,10 @@ impl Engine {
             Some(realm) => format!("{}@{realm}", record.user_name()),
             None => record.user_name().to_owned(),
         };
-        match view.storage() {
-            Some(Storage::Luks) => format!("{}/{base}.home", self.paths.home_root),
-            _ => format!("{}/{base}.homedir", self.paths.home_root),
-        }
+        let suffix = backend::describe(view.storage().unwrap_or(backend::DEFAULT_STORAGE))
+            .unwrap_or(backend::DEFAULT_TYPE)
+            .image_suffix();
+        format!("{}/{base}{suffix}", self.paths.home_root)
     }
 
     fn is_active(&self, home: &Home) -> bool {
@@ -803,23 +821,22 @@ impl Engine {
     }
 
     /// homed's rate limit: `rateLimitBurst` attempts per `rateLimitIntervalUSec`, counted in the
-    /// host record so that a restart does not reset it.
-    fn ratelimit(&self, home: &Home) -> EngineResult<()> {
+    /// host record so that a restart does not reset it. Returns the new count, to be saved
+    /// with the attempt's outcome in one write; the attempt that uses up the burst is saved
+    /// before it is allowed (a restart must not forget it), and refused when that fails.
+    fn ratelimit(&self, home: &Home) -> EngineResult<RateLimitCount> {
         let record = self.record(home);
         let view = record.view(&self.machine);
         let interval = view.rate_limit_interval_usec();
         let burst = view.rate_limit_burst();
-        let status_map = self.status_of(&record);
-        let status = Some(&status_map);
-        let begin = status
-            .and_then(|s| s.get("rateLimitBeginUSec"))
-            .and_then(Value::as_u64);
+        let status = self.status_of(&record);
+        let begin = status.get("rateLimitBeginUSec").and_then(Value::as_u64);
         let count = status
-            .and_then(|s| s.get("rateLimitCount"))
+            .get("rateLimitCount")
             .and_then(Value::as_u64)
             .unwrap_or(0);
         let now = now_usec();
-        let (new_begin, new_count) = match begin {
+        let (begin, count) = match begin {
             Some(b) if b > now => (now, 1),
             None => (now, 1),
             Some(b) if b.saturating_add(interval) <= now => (now, 1),
@@ -832,42 +849,33 @@ impl Engine {
                 )));
             }
         };
-        let saved = self.update_status(home, |s| {
-            s.insert("rateLimitBeginUSec".into(), json!(new_begin));
-            s.insert("rateLimitCount".into(), json!(new_count));
-        });
-        // The count lives on in memory, but a restart would forget what was not saved: the
-        // attempt that uses up the burst is only allowed once it is on disk (fail closed).
-        if !saved && new_count >= burst {
-            return Err(EngineError::AuthenticationLimitHit(
-                "Too many login attempts, and the attempt could not be recorded; please try again later.".into(),
-            ));
+        let pending = RateLimitCount { begin, count };
+        if count >= burst {
+            let saved = self.update_status(home, |s| pending.apply(s));
+            if !saved {
+                return Err(EngineError::AuthenticationLimitHit(
+                    "Too many login attempts, and the attempt could not be recorded; please try again later.".into(),
+                ));
+            }
         }
-        Ok(())
+        Ok(pending)
     }
 
-    fn count_auth(&self, home: &Home, good: bool) {
-        let (counter, last) = if good {
-            ("goodAuthenticationCounter", "lastGoodAuthenticationUSec")
-        } else {
-            ("badAuthenticationCounter", "lastBadAuthenticationUSec")
-        };
+    /// Saves an attempt: its rate-limit count and, when it checked a secret, its outcome.
+    fn record_attempt(&self, home: &Home, pending: RateLimitCount, outcome: Option<bool>) {
         let _ = self.update_status(home, |s| {
-            let n = s.get(counter).and_then(Value::as_u64).unwrap_or(0);
-            s.insert(counter.into(), json!(n + 1));
-            s.insert(last.into(), json!(now_usec()));
+            pending.apply(s);
+            if let Some(good) = outcome {
+                count_outcome(s, good);
+            }
         });
     }
 
     /// Checks `secret` against `record`'s hashes, off the async threads (yescrypt is slow on
     /// purpose).
-    async fn verify(
-        record: &UserRecord,
-        machine: &MachineContext,
-        secret: &Secret,
-        user: &str,
-    ) -> Result<(), AuthError> {
-        let view = record.view(machine);
+    async fn verify(&self, record: &UserRecord, secret: &Secret) -> Result<(), AuthError> {
+        let user = record.user_name();
+        let view = record.view(&self.machine);
         let hashes: Vec<String> = view
             .hashed_passwords()
             .into_iter()
@@ -885,6 +893,8 @@ impl Engine {
             return Err(AuthError::Now(bad));
         }
         let passwords = owned_passwords(secret);
+        self.hash_checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let ok = tokio::task::spawn_blocking(move || {
             passwords
                 .iter()
@@ -899,22 +909,21 @@ impl Engine {
         }
     }
 
-    /// Rate limit, then the secret against the host record; counts the outcome.
+    /// Rate limit, then the secret against the host record; saves the count and the outcome
+    /// in one write of the host record.
     async fn authenticate_locked(&self, home: &Home, secret: &Secret) -> Result<(), AuthError> {
-        self.ratelimit(home)?;
+        let pending = self.ratelimit(home)?;
         let record = self.record(home);
-        match Self::verify(&record, &self.machine, secret, &home.name).await {
-            Ok(()) => {
-                self.count_auth(home, true);
-                Ok(())
+        let result = self.verify(&record, secret).await;
+        let outcome = match &result {
+            Ok(()) => Some(true),
+            Err(e) if matches!(e, AuthError::Delayed(_)) || !secret.passwords().is_empty() => {
+                Some(false)
             }
-            Err(e) => {
-                if matches!(e, AuthError::Delayed(_)) || !secret.passwords().is_empty() {
-                    self.count_auth(home, false);
-                }
-                Err(e)
-            }
-        }
+            Err(_) => None,
+        };
+        self.record_attempt(home, pending, outcome);
+        result
     }
 
     fn require_root(caller: Caller) -> EngineResult<()> {
@@ -933,35 +942,55 @@ impl Engine {
         }
     }
 
-    fn storage(&self, record: &UserRecord) -> Storage {
-        record
+    /// The storage type of `record`, when this daemon handles it.
+    fn storage_type(&self, record: &UserRecord) -> EngineResult<&'static dyn StorageType> {
+        let storage = record
             .view(&self.machine)
             .storage()
-            .unwrap_or(Storage::Directory)
-    }
-
-    fn is_luks(&self, home: &Home) -> bool {
-        self.storage(&self.record(home)) == Storage::Luks
-    }
-
-    /// The storage types this daemon creates and activates.
-    fn check_supported_storage(&self, record: &UserRecord) -> EngineResult<()> {
-        match self.storage(record) {
-            Storage::Directory | Storage::Luks => Ok(()),
-            other => Err(EngineError::NotSupported(format!(
+            .unwrap_or(backend::DEFAULT_STORAGE);
+        backend::describe(storage).ok_or_else(|| {
+            EngineError::NotSupported(format!(
                 "Storage type {} is not supported by this daemon yet",
-                other.as_str()
-            ))),
+                storage.as_str()
+            ))
+        })
+    }
+
+    /// What the storage of `home` can do (nothing, for a type this daemon does not handle).
+    fn capabilities(&self, home: &Home) -> Capabilities {
+        self.storage_type(&self.record(home))
+            .map(|k| k.capabilities())
+            .unwrap_or(Capabilities {
+                lockable: false,
+                copies_need_key: false,
+                keyed: false,
+                owner_suggests_uid: false,
+                holds_image_lock: false,
+            })
+    }
+
+    /// The one description of a home that every worker request carries.
+    fn spec(&self, record: &UserRecord) -> HomeSpec {
+        let view = record.view(&self.machine);
+        let mut key_dirs = self.paths.key_dirs.clone();
+        if !key_dirs.contains(&self.paths.record_dir) {
+            key_dirs.insert(0, self.paths.record_dir.clone());
         }
-    }
-
-    fn check_directory_storage(&self, record: &UserRecord) -> EngineResult<()> {
-        match record.view(&self.machine).storage() {
-            None | Some(Storage::Directory) => Ok(()),
-            Some(other) => Err(EngineError::NotSupported(format!(
-                "Storage type {} is not supported by this daemon yet",
-                other.as_str()
-            ))),
+        HomeSpec {
+            storage: Some(view.storage().unwrap_or(backend::DEFAULT_STORAGE)),
+            user_name: record.user_name().to_owned(),
+            realm: record.realm().map(str::to_owned),
+            image_path: self.image_path(record),
+            home_directory: self.home_directory(record),
+            uid: view.uid(),
+            gid: view.gid(),
+            nosuid: view.mount_no_suid(),
+            nodev: view.mount_no_devices(),
+            noexec: view.mount_no_execute(),
+            record: Some(record.to_compact_string()),
+            machine_id: Some(self.machine.machine_id.clone()),
+            key_dirs,
+            active: false,
         }
     }
 
@@ -976,10 +1005,17 @@ impl Engine {
         }
     }
 
-    async fn worker(&self, user: &str, request: Value) -> EngineResult<Map<String, Value>> {
-        crate::worker::run(&self.worker_exe, request)
+    /// Runs one storage operation, its failure named the way homed reports it.
+    async fn work(
+        &self,
+        user: &str,
+        request: WorkRequest,
+        secret: Option<&Secret>,
+    ) -> EngineResult<WorkOutput> {
+        self.worker
+            .run(request, secret)
             .await
-            .map_err(|e| EngineError::from_worker(e.errno, user, e.message))
+            .map_err(|e| EngineError::from_work(e, user))
     }
 
     /// Publishes the resolved record of `home` for nss_homed (DESIGN.md contract 5), signed with
@@ -1167,43 +1203,40 @@ impl Engine {
                 "Failed to execute operation: Invalid argument".into(),
             ));
         }
-        reported(Self::verify(&record, &self.machine, &secret, &name).await).await?;
+        reported(self.verify(&record, &secret).await).await?;
         let signed_locally = self.sign_or_check(&mut record)?;
-        let (uid, gid) = self.ids(&record)?;
-        if self.storage(&record) == Storage::Luks {
-            let mut request = self.luks_request(&record, "create");
-            request["diskSize"] = json!(self.luks_disk_size(&record));
-            request["skeleton"] = json!(record.view(&self.machine).skeleton_directory());
-            self.luks_worker(&name, request, Some(&secret)).await?;
-            if let Err(e) = self.store.save(&record) {
-                return Err(EngineError::Failed(format!(
-                    "Failed to write the record of {name}: {e}"
-                )));
-            }
-            return Ok(self.insert_home(record, signed_locally));
-        }
-        let view = record.view(&self.machine);
-        let request = json!({
-            "op": "create",
-            "imagePath": self.image_path(&record),
-            "skeleton": view.skeleton_directory(),
-            "uid": uid,
-            "gid": gid,
-            "accessMode": view.access_mode(),
-            "identity": record.embedded_copy().to_pretty_string(),
-        });
+        // The secret was checked off the engine's threads: another create of the same name may
+        // have finished meanwhile.
         if self.lookup(&name).is_some() {
             return Err(EngineError::UserNameExists(format!(
                 "Specified user name {name} exists already, refusing."
             )));
         }
-        self.worker(&name, request).await?;
+        self.create_storage(&record, &secret).await?;
         if let Err(e) = self.store.save(&record) {
             return Err(EngineError::Failed(format!(
                 "Failed to write the record of {name}: {e}"
             )));
         }
         Ok(self.insert_home(record, signed_locally))
+    }
+
+    /// Makes the storage of a new home (create, realize).
+    async fn create_storage(&self, record: &UserRecord, secret: &Secret) -> EngineResult<()> {
+        let name = record.user_name();
+        let kind = self.storage_type(record)?;
+        self.ids(record)?;
+        let view = record.view(&self.machine);
+        let free = nix::sys::statvfs::statvfs(self.paths.home_root.as_str())
+            .map(|st| st.blocks_available() * st.fragment_size())
+            .unwrap_or(0);
+        let request = WorkRequest::Create(CreateArgs {
+            spec: self.spec(record),
+            disk_size: kind.disk_size(&view, free),
+            skeleton: Some(view.skeleton_directory()),
+            access_mode: Some(view.access_mode()),
+        });
+        self.work(name, request, Some(secret)).await.map(|_| ())
     }
 
     /// The checks and fields every new record goes through (create, register).
@@ -1214,7 +1247,7 @@ impl Engine {
         if lock(&self.homes).len() >= HOME_USERS_MAX {
             return Err(EngineError::Failed("Too many homes".into()));
         }
-        self.check_supported_storage(record)?;
+        self.storage_type(record)?;
         self.check_name_free(record)?;
         let name = record.user_name().to_owned();
         let view = record.view(&self.machine);
@@ -1237,101 +1270,17 @@ impl Engine {
                     EngineError::Failed("Failed to acquire a UID for the home".into())
                 })?,
         };
-        let storage = view.storage().unwrap_or(Storage::Directory);
+        let kind = self.storage_type(record)?;
         let mut binding = Map::new();
         binding.insert("gid".into(), json!(uid));
         binding.insert("imagePath".into(), json!(self.image_path(record)));
         binding.insert("homeDirectory".into(), json!(self.home_directory(record)));
-        binding.insert("storage".into(), json!(storage.as_str()));
+        binding.insert("storage".into(), json!(kind.storage().as_str()));
         binding.insert("uid".into(), json!(uid));
-        if storage == Storage::Luks {
-            self.luks_binding(record, &mut binding)?;
-        }
+        kind.new_binding(&view, &mut binding)
+            .map_err(|e| EngineError::NotSupported(e.message))?;
         record.set_binding(&self.machine.machine_id, binding);
         Ok(())
-    }
-
-    /// The binding of a new LUKS home (as homed writes it): where it is, its UUIDs (chosen here,
-    /// so the worker formats with them) and its cipher and file system.
-    fn luks_binding(
-        &self,
-        record: &UserRecord,
-        binding: &mut Map<String, Value>,
-    ) -> EngineResult<()> {
-        let view = record.view(&self.machine);
-        let settings = homed_shared::luks::LuksSettings::from_view(&view);
-        let fs = view
-            .get("fileSystemType")
-            .and_then(Value::as_str)
-            .unwrap_or("btrfs")
-            .to_owned();
-        if homed_shared::luks::FsType::parse(&fs).is_none() {
-            return Err(EngineError::NotSupported(format!(
-                "File system {fs} is not supported for LUKS homes"
-            )));
-        }
-        let uuid = |given: Option<String>| -> EngineResult<String> {
-            match given {
-                Some(u) => Ok(u),
-                None => std::fs::read_to_string("/proc/sys/kernel/random/uuid")
-                    .map(|u| u.trim().to_owned())
-                    .map_err(|e| EngineError::Failed(format!("Failed to make a UUID: {e}"))),
-            }
-        };
-        binding.insert("fileSystemType".into(), json!(fs));
-        binding.insert(
-            "fileSystemUuid".into(),
-            json!(uuid(settings.file_system_uuid)?),
-        );
-        binding.insert("homeDirectory".into(), json!(self.home_directory(record)));
-        binding.insert("luksCipher".into(), json!(settings.cipher));
-        binding.insert("luksCipherMode".into(), json!(settings.cipher_mode));
-        binding.insert("luksUuid".into(), json!(uuid(settings.luks_uuid)?));
-        binding.insert("luksVolumeKeySize".into(), json!(settings.volume_key_size));
-        binding.insert(
-            "partitionUuid".into(),
-            json!(uuid(settings.partition_uuid)?),
-        );
-        Ok(())
-    }
-
-    /// The size of a new LUKS home: `diskSize`, else 85% of the free space, as homed.
-    fn luks_disk_size(&self, record: &UserRecord) -> u64 {
-        if let Some(size) = record
-            .view(&self.machine)
-            .get("diskSize")
-            .and_then(Value::as_u64)
-        {
-            return size.clamp(DISK_SIZE_MIN, DISK_SIZE_MAX);
-        }
-        let free = nix::sys::statvfs::statvfs(self.paths.home_root.as_str())
-            .map(|st| st.blocks_available() * st.fragment_size())
-            .unwrap_or(0);
-        ((free / 100 * 85) & !4095).clamp(DISK_SIZE_MIN, DISK_SIZE_MAX)
-    }
-
-    /// The worker request fields every LUKS operation carries.
-    fn luks_request(&self, record: &UserRecord, op: &str) -> Value {
-        json!({
-            "op": op,
-            "storage": "luks",
-            "userName": record.user_name(),
-            "imagePath": self.image_path(record),
-            "homeDirectory": self.home_directory(record),
-            "record": record.to_compact_string(),
-            "machineId": self.machine.machine_id,
-        })
-    }
-
-    async fn luks_worker(
-        &self,
-        user: &str,
-        request: Value,
-        secret: Option<&Secret>,
-    ) -> EngineResult<(Map<String, Value>, Option<OwnedFd>)> {
-        crate::worker::run_with(&self.worker_exe, request, secret)
-            .await
-            .map_err(|e| EngineError::from_worker(e.errno, user, e.message))
     }
 
     /// AuthenticateHome.
@@ -1370,57 +1319,35 @@ impl Engine {
     async fn activate_locked(&self, home: &Home, secret: &Secret) -> Result<(), AuthError> {
         let record = self.record(home);
         self.check_resolved(&record)?;
-        self.check_supported_storage(&record)?;
-        let (uid, gid) = self.ids(&record)?;
-        let view = record.view(&self.machine);
-        let home_dir = self.home_directory(&record);
-        let luks = self.storage(&record) == Storage::Luks;
-        let request = if luks {
-            let mut request = self.luks_request(&record, "activate");
-            request["uid"] = json!(uid);
-            request["gid"] = json!(gid);
-            request["nosuid"] = json!(view.mount_no_suid());
-            request["nodev"] = json!(view.mount_no_devices());
-            request["noexec"] = json!(view.mount_no_execute());
-            let mut dirs = self.paths.key_dirs.clone();
-            if !dirs.contains(&self.paths.record_dir) {
-                dirs.insert(0, self.paths.record_dir.clone());
-            }
-            request["keyDirs"] = json!(dirs);
-            request
-        } else {
-            json!({
-            "op": "activate",
-            "imagePath": self.image_path(&record),
-            "homeDirectory": home_dir,
-            "uid": uid,
-            "gid": gid,
-            "nosuid": view.mount_no_suid(),
-            "nodev": view.mount_no_devices(),
-            "noexec": view.mount_no_execute(),
-            "identity": record.embedded_copy().to_pretty_string(),
-            })
-        };
+        self.storage_type(&record)?;
+        self.ids(&record)?;
         self.set_transient(home, Some("activating"));
-        let reply = if luks {
-            self.luks_worker(&home.name, request, Some(secret))
-                .await
-                .map(|(reply, image_lock)| {
-                    let mut d = lock(&home.data);
-                    d.image_lock = image_lock;
-                    d.locked = false;
-                    reply
-                })
-        } else {
-            self.worker(&home.name, request).await
-        };
+        let reply = self
+            .work(
+                &home.name,
+                WorkRequest::Activate(self.spec(&record)),
+                Some(secret),
+            )
+            .await
+            .map(|output| {
+                let mut d = lock(&home.data);
+                d.image_lock = output.image_lock;
+                d.locked = false;
+                output.reply
+            });
         self.set_transient(home, None);
-        let reply = reply?;
-        let Some(text) = reply.get("identity").and_then(Value::as_str) else {
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(e @ EngineError::BadPassword(_)) => return Err(AuthError::Delayed(Delayed(e))),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(text) = reply.identity else {
             lock(&home.data).lingering = false;
             return Ok(());
         };
-        // The embedded copy is newer: it must be trusted and the password must match it too.
+        // The worker adopted a newer embedded copy (trusted, and the secret opens it; every
+        // copy in the home is it now): it becomes the host record once its signature checks
+        // out here too.
         let adopted = async {
             let embedded = UserRecord::parse(text.as_bytes(), RecordOrigin::Embedded)
                 .map_err(|e| AuthError::Now(EngineError::BadSignature(e.to_string())))?;
@@ -1431,7 +1358,6 @@ impl Engine {
                     home.name
                 ))));
             }
-            Self::verify(&embedded, &self.machine, secret, &home.name).await?;
             let mut merged = embedded.clone();
             for section in ["binding", "status"] {
                 if let Some(v) = record.json().get(section) {
@@ -1472,9 +1398,8 @@ impl Engine {
                     ))));
                 }
                 "unfixated" => self.fixate_locked(&home, secret).await?,
-                _ => {}
+                _ => self.authenticate_locked(&home, secret).await?,
             }
-            self.authenticate_locked(&home, secret).await?;
             self.activate_locked(&home, secret).await
         }
         .await;
@@ -1487,7 +1412,6 @@ impl Engine {
 
     async fn deactivate_locked(&self, home: &Home) -> EngineResult<()> {
         let record = self.record(home);
-        let home_dir = self.home_directory(&record);
         if lock(&home.data).locked {
             return Err(EngineError::HomeLocked(format!(
                 "Home {} is currently locked.",
@@ -1495,18 +1419,14 @@ impl Engine {
             )));
         }
         self.set_transient(home, Some("deactivating"));
-        let result = if self.storage(&record) == Storage::Luks {
-            self.luks_worker(&home.name, self.luks_request(&record, "deactivate"), None)
-                .await
-                .map(|_| ())
-        } else {
-            self.worker(
+        let result = self
+            .work(
                 &home.name,
-                json!({"op": "deactivate", "homeDirectory": home_dir}),
+                WorkRequest::Deactivate(self.spec(&record)),
+                None,
             )
             .await
-            .map(|_| ())
-        };
+            .map(|_| ());
         self.set_transient(home, None);
         if result.is_ok() {
             let mut d = lock(&home.data);
@@ -1557,8 +1477,8 @@ impl Engine {
             if !shall_suspend || !self.is_active(&home) {
                 continue;
             }
-            if !self.is_luks(&home) {
-                eprintln!("{}: nothing to lock for directory storage", home.name);
+            if !self.capabilities(&home).lockable {
+                eprintln!("{}: nothing to lock on this storage", home.name);
                 continue;
             }
             let _guard = self.begin(&home).await?;
@@ -1577,7 +1497,7 @@ impl Engine {
         let record = self.record(home);
         self.set_transient(home, Some("locking"));
         let result = self
-            .luks_worker(&home.name, self.luks_request(&record, "lock"), None)
+            .work(&home.name, WorkRequest::Lock(self.spec(&record)), None)
             .await;
         self.set_transient(home, None);
         result?;
@@ -1592,9 +1512,9 @@ impl Engine {
         let record = self.record(home);
         self.set_transient(home, Some("unlocking"));
         let result = self
-            .luks_worker(
+            .work(
                 &home.name,
-                self.luks_request(&record, "unlock"),
+                WorkRequest::Unlock(self.spec(&record)),
                 Some(secret),
             )
             .await;
@@ -1624,18 +1544,9 @@ impl Engine {
         let record = self.record(&home);
         if std::fs::symlink_metadata(self.image_path(&record)).is_ok() {
             self.set_transient(&home, Some("removing"));
-            let r = if self.storage(&record) == Storage::Luks {
-                self.luks_worker(&home.name, self.luks_request(&record, "remove"), None)
-                    .await
-                    .map(|(reply, _)| reply)
-            } else {
-                self.worker(
-                    &home.name,
-                    json!({"op": "remove", "imagePath": self.image_path(&record),
-                           "homeDirectory": self.home_directory(&record)}),
-                )
-                .await
-            };
+            let r = self
+                .work(&home.name, WorkRequest::Remove(self.spec(&record)), None)
+                .await;
             self.set_transient(&home, None);
             r?;
         }
@@ -1703,42 +1614,20 @@ impl Engine {
         Self::require_root(caller)?;
         let _guard = self.begin(&home).await?;
         let record = self.record(&home);
-        self.check_directory_storage(&record)?;
-        let _ = secret;
-        let (uid, gid) = self.ids(&record)?;
-        let view = record.view(&self.machine);
-        self.worker(
-            &home.name,
-            json!({
-                "op": "create",
-                "imagePath": self.image_path(&record),
-                "skeleton": view.skeleton_directory(),
-                "uid": uid, "gid": gid,
-                "accessMode": view.access_mode(),
-                "identity": record.embedded_copy().to_pretty_string(),
-            }),
-        )
-        .await
-        .map(|_| ())
+        self.create_storage(&record, secret).await
     }
 
     /// Writes the embedded copy of the host record into the home.
     async fn propagate(&self, home: &Home) -> EngineResult<()> {
         let record = self.record(home);
-        if self.storage(&record) == Storage::Luks {
-            // The header token needs the volume key: the next activation brings the token and
-            // ~/.identity up to the host record (the reconcile only moves copies forward).
+        self.ids(&record)?;
+        if std::fs::symlink_metadata(self.image_path(&record)).is_err() {
             return Ok(());
         }
-        let (uid, gid) = self.ids(&record)?;
-        let image = self.image_path(&record);
-        if std::fs::symlink_metadata(&image).is_err() {
-            return Ok(());
-        }
-        self.worker(
+        self.work(
             &home.name,
-            json!({"op": "write-identity", "imagePath": image, "uid": uid, "gid": gid,
-                   "identity": record.embedded_copy().to_pretty_string()}),
+            WorkRequest::WriteIdentity(self.spec(&record)),
+            None,
         )
         .await
         .map(|_| ())
@@ -1762,14 +1651,15 @@ impl Engine {
                     home.name
                 ))));
             }
-            if self.is_luks(&home) && lock(&home.data).locked {
+            if lock(&home.data).locked {
                 return Err(AuthError::Now(EngineError::HomeLocked(format!(
                     "Home {} is currently locked.",
                     home.name
                 ))));
             }
-            if self.is_luks(&home) {
-                self.check_luks_passwd_possible(&home)?;
+            let keyed = self.capabilities(&home).keyed;
+            if keyed {
+                self.check_keyed_passwd_possible(&home)?;
             }
             self.authenticate_locked(&home, old_secret).await?;
             if new_secret.passwords().is_empty() {
@@ -1811,9 +1701,9 @@ impl Engine {
                 json.insert("lastPasswordChangeUSec".into(), json!(now));
             }
             self.sign_locally(&mut record)?;
-            if self.is_luks(&home) {
+            if keyed {
                 return self
-                    .change_luks_passwords(&home, record, new_secret, old_secret)
+                    .change_keyed_passwords(&home, record, new_secret, old_secret)
                     .await;
             }
             self.save_record(&home, record)?;
@@ -1829,10 +1719,10 @@ impl Engine {
         result
     }
 
-    /// A LUKS password change rebuilds the keyslots from the new passwords alone: refused where
-    /// the record has keyslots of other kinds (security tokens, recovery keys) that it would
-    /// drop.
-    fn check_luks_passwd_possible(&self, home: &Home) -> EngineResult<()> {
+    /// A password change of a keyed home rebuilds the keys from the new passwords alone:
+    /// refused where the record has keys of other kinds (security tokens, recovery keys) that
+    /// it would drop.
+    fn check_keyed_passwd_possible(&self, home: &Home) -> EngineResult<()> {
         let record = self.record(home);
         let privileged = record.json().get("privileged");
         for field in ["pkcs11EncryptedKey", "fido2HmacSalt", "recoveryKey"] {
@@ -1850,14 +1740,14 @@ impl Engine {
         Ok(())
     }
 
-    /// A LUKS home's password change, ordered so that one password opens the home at every
-    /// step: keyslots for the new passwords beside the old ones (worker), the new host record
+    /// The password change of a home whose keys live in its storage (a LUKS home's keyslots),
+    /// ordered so that one password opens the home at every step: keyslots for the new passwords beside the old ones (worker), the new host record
     /// (here), then the old keyslots wiped and the new record written into the header token
     /// and `~/.identity` (worker). Interrupted before the host record is saved, the old
     /// password opens the home; after it, the new one, and the next activation brings the
     /// header token and `~/.identity` up to the host record. The caller holds the operation
     /// lock, has checked `old_secret` and signed `record`.
-    async fn change_luks_passwords(
+    async fn change_keyed_passwords(
         &self,
         home: &Home,
         record: UserRecord,
@@ -1866,7 +1756,7 @@ impl Engine {
     ) -> Result<(), AuthError> {
         let current = self.record(home);
         let active = self.is_active(home);
-        let (uid, gid) = self.ids(&record)?;
+        self.ids(&record)?;
         self.set_transient(
             home,
             Some(if active {
@@ -1884,26 +1774,29 @@ impl Engine {
                     .map(|p| secrecy::SecretString::from(p.expose_secret().to_owned()))
                     .collect(),
             );
-            let mut request = self.luks_request(&current, "passwd-keyslots");
-            request["active"] = json!(active);
-            request["newPasswords"] = json!(new_secret.passwords().len());
-            let (slots, _) = match self.luks_worker(&home.name, request, Some(&both)).await {
+            let mut spec = self.spec(&current);
+            spec.active = active;
+            let request = WorkRequest::AddKeys(AddKeys {
+                spec,
+                new_passwords: new_secret.passwords().len(),
+            });
+            let slots = match self.work(&home.name, request, Some(&both)).await {
                 Err(e @ EngineError::BadPassword(_)) => return Err(AuthError::Delayed(Delayed(e))),
-                other => other?,
+                other => other?.reply,
             };
             drop(both);
             self.save_record(home, record)?;
             self.publish(home);
-            crate::luks_work::test_kill_point("after-host-record");
+            crashpoint::reached(KeyChangeStep::AfterHostRecord);
             let saved = self.record(home);
-            let mut request = self.luks_request(&saved, "passwd-record");
-            request["active"] = json!(active);
-            request["uid"] = json!(uid);
-            request["gid"] = json!(gid);
-            for key in ["oldKeyslots", "newKeyslots"] {
-                request[key] = slots.get(key).cloned().unwrap_or_else(|| json!([]));
-            }
-            self.luks_worker(&home.name, request, Some(new_secret))
+            let mut spec = self.spec(&saved);
+            spec.active = active;
+            let request = WorkRequest::RetireKeys(RetireKeys {
+                spec,
+                old_keyslots: slots.old_keyslots.unwrap_or_default(),
+                new_keyslots: slots.new_keyslots.unwrap_or_default(),
+            });
+            self.work(&home.name, request, Some(new_secret))
                 .await
                 .map_err(|e| {
                     EngineError::Failed(format!(
@@ -2005,10 +1898,11 @@ impl Engine {
                     self.authenticate_locked(&home, secret).await?;
                     self.unlock_locked(&home, secret).await?;
                 }
-                state => {
-                    if state == "unfixated" {
-                        self.fixate_locked(&home, secret).await?;
-                    }
+                "unfixated" => {
+                    self.fixate_locked(&home, secret).await?;
+                    self.activate_locked(&home, secret).await?;
+                }
+                _ => {
                     self.authenticate_locked(&home, secret).await?;
                     self.activate_locked(&home, secret).await?;
                 }
@@ -2208,7 +2102,7 @@ impl Engine {
                 home.name
             )));
         }
-        if !self.is_luks(&home) {
+        if !self.capabilities(&home).lockable {
             return Err(EngineError::NotSupported(format!(
                 "Home {} does not support locking.",
                 home.name
@@ -2306,7 +2200,5 @@ impl Engine {
     }
 }
 
-#[cfg(test)]
-mod passwd_tests;
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@ use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use homed_shared::signing::SigningKey;
 use homed_shared::{RecordOrigin, UserRecord};
@@ -44,9 +45,25 @@ fn getrandom(buf: &mut [u8]) {
 /// The host record directory.
 pub struct RecordStore {
     pub dir: PathBuf,
+    /// Host records written since start (each one an fsync'd atomic write).
+    #[cfg_attr(not(test), allow(dead_code))]
+    writes: AtomicUsize,
 }
 
 impl RecordStore {
+    pub fn new(dir: PathBuf) -> RecordStore {
+        RecordStore {
+            dir,
+            writes: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many host records this store has written.
+    #[cfg(test)]
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::Relaxed)
+    }
+
     pub fn ensure_dir(&self) -> std::io::Result<()> {
         fs::create_dir_all(&self.dir)?;
         fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
@@ -58,6 +75,7 @@ impl RecordStore {
 
     /// Writes a host record in homed's pretty form, mode 0600.
     pub fn save(&self, record: &UserRecord) -> std::io::Result<()> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
         write_atomic(
             &self.dir,
             &format!("{}.identity", record.user_name()),

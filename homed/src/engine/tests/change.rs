@@ -1,10 +1,8 @@
-//! The daemon's side of a LUKS password change, driven without a bus and without dm-crypt: a
-//! stand-in worker records the requests and answers or dies as told. The order under test: the
+//! The daemon's side of a LUKS password change, driven without a bus and without dm-crypt: the
+//! scripted worker records the requests and answers or dies as told. The order under test: the
 //! keyslots for the new password first (with the old one to open the volume), the host record
 //! only after them, the rest of the change in the home last.
 
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use homed_shared::password::{hash_password, verify_password};
@@ -14,38 +12,19 @@ use homed_shared::{MachineContext, RecordOrigin, UserRecord};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::store::RecordStore;
-use super::{Caller, Engine, EngineError, Paths, SleepMode};
+use super::fakes::{Act, FakeWorker};
+use crate::engine::store::RecordStore;
+use crate::engine::{Caller, Engine, EngineError, Paths, SleepMode};
 
 const MID: &str = "0123456789abcdef0123456789abcdef";
 const UID: u32 = 60150;
 const OLD: &str = "Luks-old-pw-1";
 const NEW: &str = "Luks-new-pw-2";
 
-/// What the stand-in worker does for an operation.
-enum Act {
-    Reply(Value),
-    Die,
-}
-
-/// A stand-in for `homed worker`: it saves each request as `req-N.json` and answers from
-/// `keyslots.act` or `record.act` (a reply, or `die` for SIGKILL).
-const WORKER: &str = r#"#!/bin/sh
-dir=$(dirname "$0")
-n=$(ls "$dir" | grep -c '^req-')
-cat > "$dir/req-$n.json"
-case $(grep -o '"op":"[a-z-]*"' "$dir/req-$n.json") in
-*passwd-keyslots*) act=$dir/keyslots.act ;;
-*passwd-record*) act=$dir/record.act ;;
-*) printf '{"ok":false,"errno":25,"message":"unexpected operation"}'; exit 1 ;;
-esac
-[ "$(cat "$act")" = die ] && kill -9 $$
-cat "$act"
-"#;
-
 struct Fixture {
-    tmp: tempfile::TempDir,
+    _tmp: tempfile::TempDir,
     paths: Paths,
+    worker: Arc<FakeWorker>,
 }
 
 impl Fixture {
@@ -61,20 +40,13 @@ impl Fixture {
         };
         std::fs::create_dir_all(&paths.record_dir).unwrap();
         std::fs::create_dir_all(base.join("home")).unwrap();
-        std::fs::create_dir_all(base.join("worker")).unwrap();
-        let worker = base.join("worker/homed");
-        std::fs::write(&worker, WORKER).unwrap();
-        std::fs::set_permissions(&worker, std::fs::Permissions::from_mode(0o755)).unwrap();
-        for (file, act) in [("keyslots.act", keyslots), ("record.act", record)] {
-            let text = match act {
-                Act::Reply(v) => v.to_string(),
-                Act::Die => "die".into(),
-            };
-            std::fs::write(base.join("worker").join(file), text).unwrap();
+        // The second step comes only when the first one replied.
+        let mut script = vec![("passwd-keyslots", keyslots)];
+        if matches!(&script[0].1, Act::Reply(r) if r["ok"] == true) {
+            script.push(("passwd-record", record));
         }
-        let store = RecordStore {
-            dir: paths.record_dir.clone(),
-        };
+        let worker = FakeWorker::new(script);
+        let store = RecordStore::new(paths.record_dir.clone());
         let key = store.create_signing_key().unwrap();
         let hash = hash_password(&SecretString::from(OLD.to_owned())).unwrap();
         let mut record = UserRecord::from_value(
@@ -100,26 +72,35 @@ impl Fixture {
         );
         record.set_binding(MID, binding);
         store.save(&record).unwrap();
-        Fixture { tmp, paths }
+        Fixture {
+            _tmp: tmp,
+            paths,
+            worker,
+        }
     }
 
     fn engine(&self) -> Arc<Engine> {
         Engine::load(
             MachineContext::new(MID, None),
             self.paths.clone(),
-            self.tmp.path().join("worker/homed"),
+            self.worker.clone(),
             SleepMode::Systemd,
         )
     }
 
-    /// The requests the stand-in worker got, in order.
+    /// A restarted daemon: it has no work to do.
+    fn restarted(&self) -> Arc<Engine> {
+        Engine::load(
+            MachineContext::new(MID, None),
+            self.paths.clone(),
+            FakeWorker::idle(),
+            SleepMode::Systemd,
+        )
+    }
+
+    /// The requests the scripted worker got, in order.
     fn requests(&self) -> Vec<Value> {
-        let dir = self.tmp.path().join("worker");
-        (0..)
-            .map(|n| dir.join(format!("req-{n}.json")))
-            .take_while(|p: &PathBuf| p.exists())
-            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
-            .collect()
+        self.worker.requests()
     }
 
     /// Which of the two passwords the saved host record takes.
@@ -199,7 +180,7 @@ async fn a_worker_killed_while_adding_keyslots_leaves_the_old_password() {
     assert_eq!(fixture.requests().len(), 1);
     assert_eq!(fixture.host_takes(), (true, false));
     // A restarted daemon reads the same record.
-    let again = fixture.engine();
+    let again = fixture.restarted();
     let record = again.record(&again.lookup("luser").unwrap());
     assert_eq!(takes(&record.to_compact_string()), (true, false));
 }

@@ -11,8 +11,14 @@ use homed_shared::{MachineContext, RecordOrigin, UserRecord};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::store::RecordStore;
-use super::{BAD_PASSWORD_DELAY, Caller, Engine, EngineError, Paths, SleepMode};
+use crate::engine::store::RecordStore;
+use crate::engine::{BAD_PASSWORD_DELAY, Caller, Engine, EngineError, Paths, SleepMode};
+use fakes::FakeWorker;
+
+mod change;
+mod fakes;
+mod fixate;
+mod login;
 
 const MID: &str = "0123456789abcdef0123456789abcdef";
 const UID: u32 = 60100;
@@ -20,6 +26,8 @@ const UID: u32 = 60100;
 struct Fixture {
     _tmp: tempfile::TempDir,
     paths: Paths,
+    /// The machine's signing key, which signed the host record.
+    key: homed_shared::signing::SigningKey,
 }
 
 impl Fixture {
@@ -35,9 +43,7 @@ impl Fixture {
         };
         std::fs::create_dir_all(&paths.record_dir).unwrap();
         std::fs::create_dir_all(base.join("home/tuser.homedir")).unwrap();
-        let store = RecordStore {
-            dir: paths.record_dir.clone(),
-        };
+        let store = RecordStore::new(paths.record_dir.clone());
         let key = store.create_signing_key().unwrap();
         let hash = hash_password(&SecretString::from("Right-pw-1".to_owned())).unwrap();
         let mut record = UserRecord::from_value(
@@ -62,14 +68,23 @@ impl Fixture {
         );
         record.set_binding(MID, binding);
         store.save(&record).unwrap();
-        Fixture { _tmp: tmp, paths }
+        Fixture {
+            _tmp: tmp,
+            paths,
+            key,
+        }
     }
 
     fn engine(&self) -> Arc<Engine> {
+        self.engine_with(FakeWorker::idle())
+    }
+
+    /// The engine over a worker that expects a script.
+    fn engine_with(&self, worker: Arc<FakeWorker>) -> Arc<Engine> {
         Engine::load(
             MachineContext::new(MID, None),
             self.paths.clone(),
-            "/nonexistent/homed".into(),
+            worker,
             SleepMode::Systemd,
         )
     }

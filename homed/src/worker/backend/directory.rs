@@ -1,0 +1,108 @@
+//! `storage: directory` (homed-spec §3.3): the home is the folder `/home/NAME.homedir`, bind
+//! mounted onto `/home/NAME` with the record's flags; its one copy of the record is
+//! `~/.identity`, which needs no key.
+
+use homed_shared::UserRecord;
+use homed_shared::record::Storage;
+use homed_shared::storage::{StorageError, directory};
+use secrecy::SecretString;
+
+use super::{Backend, Capabilities, CopyWrites, Mounted, StorageType};
+use crate::worker::proto::{CreateArgs, HomeSpec, WorkReply};
+
+pub struct Directory;
+
+impl StorageType for Directory {
+    fn storage(&self) -> Storage {
+        Storage::Directory
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            lockable: false,
+            copies_need_key: false,
+            keyed: false,
+            owner_suggests_uid: true,
+            holds_image_lock: false,
+        }
+    }
+
+    fn image_suffix(&self) -> &'static str {
+        ".homedir"
+    }
+
+    fn image_is_folder(&self) -> bool {
+        true
+    }
+}
+
+fn identity_of(spec: &HomeSpec) -> Result<String, StorageError> {
+    let (record, _) = spec.host_record()?;
+    Ok(record.embedded_copy().to_pretty_string())
+}
+
+impl Backend for Directory {
+    fn create(&self, args: &CreateArgs, _keys: &[SecretString]) -> Result<(), StorageError> {
+        let spec = &args.spec;
+        let (uid, gid) = spec.ids()?;
+        directory::create(&directory::CreateRequest {
+            image_path: &spec.image_path,
+            skeleton: args.skeleton.as_deref(),
+            uid,
+            gid,
+            access_mode: args.access_mode.unwrap_or(0o700),
+            identity: &identity_of(spec)?,
+        })
+    }
+
+    fn activate(&self, spec: &HomeSpec, _keys: &[SecretString]) -> Result<Mounted, StorageError> {
+        let (uid, gid) = spec.ids()?;
+        let identity = directory::activate(&directory::ActivateRequest {
+            image_path: &spec.image_path,
+            home_directory: &spec.home_directory,
+            uid,
+            gid,
+            flags: spec.mount_flags(),
+        })?;
+        Ok(Mounted {
+            header: None,
+            identity,
+            image_lock: None,
+        })
+    }
+
+    fn write_copies(
+        &self,
+        spec: &HomeSpec,
+        _keys: &[SecretString],
+        target: &UserRecord,
+        which: CopyWrites,
+    ) -> Result<(), StorageError> {
+        if !which.identity {
+            return Ok(());
+        }
+        let (uid, gid) = spec.ids()?;
+        directory::write_identity(&spec.home_directory, &target.to_pretty_string(), uid, gid)
+    }
+
+    fn deactivate(&self, spec: &HomeSpec) -> Result<(), StorageError> {
+        directory::deactivate(&spec.home_directory)
+    }
+
+    fn remove(&self, spec: &HomeSpec) -> Result<(), StorageError> {
+        directory::remove(&spec.image_path, &spec.home_directory)
+    }
+
+    fn inspect(&self, spec: &HomeSpec, _keys: &[SecretString]) -> Result<WorkReply, StorageError> {
+        let text = directory::read_identity(&spec.image_path)?;
+        Ok(WorkReply {
+            identity: Some(String::from_utf8_lossy(&text).into_owned()),
+            ..WorkReply::default()
+        })
+    }
+
+    fn write_identity(&self, spec: &HomeSpec) -> Result<(), StorageError> {
+        let (uid, gid) = spec.ids()?;
+        directory::write_identity(&spec.image_path, &identity_of(spec)?, uid, gid)
+    }
+}

@@ -1,0 +1,152 @@
+//! One implementation per storage type (homed-spec §3). Each type has two halves in one file:
+//! [`StorageType`], what the daemon may know about it without touching the storage (a pure
+//! description), and [`Backend`], the operations, which run only in the worker process.
+//! A new storage type is one more file here and one more line in [`for_storage`].
+
+mod directory;
+mod luks;
+
+pub use luks::{DISK_SIZE_MAX, DISK_SIZE_MIN};
+
+use homed_shared::record::{RecordView, Storage};
+use homed_shared::storage::StorageError;
+use secrecy::SecretString;
+use serde_json::{Map, Value};
+
+use super::proto::{AddKeys, CreateArgs, HomeSpec, RetireKeys, WorkReply};
+use homed_shared::UserRecord;
+
+/// What the daemon plans around: the answers differ by storage type, so the engine asks
+/// instead of matching on the type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Lock and Unlock suspend the volume, taking its key out of memory.
+    pub lockable: bool,
+    /// The home holds copies of the record that only the volume key reaches: the next
+    /// activation brings them forward, rather than a write after an update.
+    pub copies_need_key: bool,
+    /// A password change adds and retires keys in the storage itself (AddKeys, RetireKeys).
+    pub keyed: bool,
+    /// A home found without a record takes its UID from the owner of its folder.
+    pub owner_suggests_uid: bool,
+    /// An image, once active, stays locked by a descriptor the daemon holds.
+    pub holds_image_lock: bool,
+}
+
+/// The daemon's side of a storage type: names, defaults and the binding of a new home.
+pub trait StorageType: Sync {
+    fn storage(&self) -> Storage;
+    fn capabilities(&self) -> Capabilities;
+    /// `NAME` + this is where homed looks for such homes in the home root.
+    fn image_suffix(&self) -> &'static str;
+    /// Whether the image is a folder (else a file).
+    fn image_is_folder(&self) -> bool;
+    /// Adds the binding fields a new home of this type records on this machine.
+    fn new_binding(
+        &self,
+        _view: &RecordView<'_>,
+        _binding: &mut Map<String, Value>,
+    ) -> Result<(), StorageError> {
+        Ok(())
+    }
+    /// The size to create the storage with, given the free space of the home root; `None`
+    /// when the type has no size.
+    fn disk_size(&self, _view: &RecordView<'_>, _free: u64) -> Option<u64> {
+        None
+    }
+    /// Whether the home of `user_name` is suspended right now (found after a restart).
+    fn suspended_now(&self, _user_name: &str) -> bool {
+        false
+    }
+}
+
+/// What an activation found: the record's copies inside the home, and the image lock.
+pub struct Mounted {
+    /// The record in the image's header, for types that keep one there.
+    pub header: Option<UserRecord>,
+    /// The bytes of `~/.identity`, when it exists.
+    pub identity: Option<Vec<u8>>,
+    pub image_lock: Option<std::os::fd::OwnedFd>,
+}
+
+/// Where the reconcile wants the target copy written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopyWrites {
+    pub header: bool,
+    pub identity: bool,
+}
+
+fn not_supported(what: &str, spec: &HomeSpec) -> StorageError {
+    StorageError::new(
+        libc::ENOTTY,
+        format!(
+            "{what} is not available for {} homes",
+            spec.storage().as_str()
+        ),
+    )
+}
+
+/// The worker's side of a storage type. `keys` are the passphrases the unlockers derived from
+/// the secret.
+pub trait Backend {
+    fn create(&self, args: &CreateArgs, keys: &[SecretString]) -> Result<(), StorageError>;
+    fn activate(&self, spec: &HomeSpec, keys: &[SecretString]) -> Result<Mounted, StorageError>;
+    /// Writes `target` (an embedded copy) into the copies `which` names, on an active home.
+    fn write_copies(
+        &self,
+        spec: &HomeSpec,
+        keys: &[SecretString],
+        target: &UserRecord,
+        which: CopyWrites,
+    ) -> Result<(), StorageError>;
+    fn deactivate(&self, spec: &HomeSpec) -> Result<(), StorageError>;
+    fn remove(&self, spec: &HomeSpec) -> Result<(), StorageError>;
+    /// The home's own record (and binding values the storage holds), without activating it.
+    fn inspect(&self, spec: &HomeSpec, keys: &[SecretString]) -> Result<WorkReply, StorageError>;
+    /// Writes the host record's embedded copy where no key is needed; nothing for types whose
+    /// copies all need one.
+    fn write_identity(&self, spec: &HomeSpec) -> Result<(), StorageError>;
+    fn lock(&self, spec: &HomeSpec) -> Result<(), StorageError> {
+        Err(not_supported("Locking", spec))
+    }
+    fn unlock(&self, spec: &HomeSpec, _keys: &[SecretString]) -> Result<(), StorageError> {
+        Err(not_supported("Unlocking", spec))
+    }
+    fn add_keys(&self, args: &AddKeys, _keys: &[SecretString]) -> Result<WorkReply, StorageError> {
+        Err(not_supported("Adding keys", &args.spec))
+    }
+    fn retire_keys(&self, args: &RetireKeys, _keys: &[SecretString]) -> Result<(), StorageError> {
+        Err(not_supported("Retiring keys", &args.spec))
+    }
+}
+
+/// The storage of a record that names none.
+pub const DEFAULT_STORAGE: Storage = Storage::Directory;
+/// The description of [`DEFAULT_STORAGE`].
+pub const DEFAULT_TYPE: &dyn StorageType = &directory::Directory;
+
+/// The description of `storage`, or `None` when this daemon does not handle it.
+pub fn describe(storage: Storage) -> Option<&'static dyn StorageType> {
+    match storage {
+        Storage::Directory => Some(&directory::Directory),
+        Storage::Luks => Some(&luks::Luks),
+        Storage::Classic | Storage::Subvolume | Storage::Fscrypt | Storage::Cifs => None,
+    }
+}
+
+/// Every storage type this daemon handles.
+pub fn all() -> [&'static dyn StorageType; 2] {
+    [&directory::Directory, &luks::Luks]
+}
+
+/// The operations of `storage`, in the worker.
+pub fn for_storage(storage: Storage) -> Result<&'static dyn Backend, StorageError> {
+    match storage {
+        Storage::Directory => Ok(&directory::Directory),
+        Storage::Luks => Ok(&luks::Luks),
+        other => Err(StorageError::new(
+            libc::EPROTONOSUPPORT,
+            format!("storage type {} is not supported", other.as_str()),
+        )),
+    }
+}
