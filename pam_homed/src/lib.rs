@@ -2,8 +2,10 @@
 //! home from homed (or systemd-homed) over D-Bus, keeps it referenced for the session and
 //! releases it at the end (homed-spec §5).
 //!
-//! The exported `pam_sm_*` functions come from pam-bindings' `pam_hooks!`, which catches panics
-//! at the C edge; each hook parses its options and runs the logic of `flow.rs` inside one
+//! The exported `pam_sm_*` functions come from pam-bindings' `pam_hooks!`; each hook runs inside
+//! our own `catch_unwind`, so that a panic becomes `PAM_SYSTEM_ERR` with nothing printed (the
+//! bindings' own catch would answer PAM_ABORT after the default hook printed into the host's
+//! stderr). Each hook parses its options and runs the logic of `flow.rs` inside one
 //! `zbus::block_on`, with a bus connection created and dropped inside it, so that no thread
 //! outlives the call. Nothing is written to stdout or stderr: logs go to syslog through
 //! `pam_syslog`, and messages for the user through the PAM conversation.
@@ -78,7 +80,32 @@ pub async fn run_entry<P: PamOps, H: home::HomeService>(
     }
 }
 
+/// The module argument that makes a hook panic, in test builds only.
+pub const TEST_PANIC_ARG: &str = "test-panic";
+
+/// This library carries its own copy of std, so the hook covers only panics inside the module:
+/// they must not print into the host's stderr.
+fn quiet_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::panic::set_hook(Box::new(|_| {})));
+}
+
+/// Runs one hook; a panic inside it is reported as `PAM_SYSTEM_ERR`.
 fn run(pamh: &mut PamHandle, args: &[&CStr], entry: Entry) -> PamResultCode {
+    quiet_panics();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_hook(pamh, args, entry)))
+        .unwrap_or(PamResultCode::PAM_SYSTEM_ERR)
+}
+
+fn run_hook(pamh: &mut PamHandle, args: &[&CStr], entry: Entry) -> PamResultCode {
+    #[cfg(debug_assertions)]
+    #[allow(clippy::panic)]
+    if args
+        .iter()
+        .any(|a| a.to_bytes() == TEST_PANIC_ARG.as_bytes())
+    {
+        panic!("forced panic in {entry:?} (test builds)");
+    }
     let mut pam = LibPam::new(pamh);
     let options = options_for(&mut pam, args);
     zbus::block_on(async {

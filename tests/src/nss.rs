@@ -48,9 +48,12 @@ pub fn rerun_in_world(test: &str, options: &[&str], timeout_secs: u32) -> WorldR
     run
 }
 
-/// `target/<profile>/libnss_homed.so`. `cargo test` builds the crate's rlib but not its cdylib,
-/// so outside a world the module is built here, once per test binary, with `cargo build -p
-/// nss_homed` into the same target folder (a debug build also has the test panic hook).
+/// The module under test. `cargo test` builds the crate's rlib but not its cdylib, so outside a
+/// world the module is built here, once per test binary, with `cargo build -p nss_homed`: a
+/// debug build into the same target folder (`target/debug/libnss_homed.so`, which has the test
+/// panic hook), a release build with the `test-hooks` feature into a folder of its own
+/// (`target/test-hooks/release/`), so that the release module that gets installed stays
+/// without the hook.
 pub fn module_path() -> PathBuf {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
@@ -59,7 +62,16 @@ pub fn module_path() -> PathBuf {
             .parent()
             .and_then(Path::parent)
             .ok_or("the test binary is not in a target folder")?;
-        let so = profile.join("libnss_homed.so");
+        let release = profile.ends_with("release");
+        let target = profile.parent().unwrap_or(profile);
+        let target = if release {
+            target.join("test-hooks")
+        } else {
+            target.to_path_buf()
+        };
+        let so = target
+            .join(if release { "release" } else { "debug" })
+            .join("libnss_homed.so");
         if in_world() {
             return Ok(so);
         }
@@ -67,10 +79,10 @@ pub fn module_path() -> PathBuf {
         let mut build = Command::new(cargo);
         build
             .args(["build", "-p", "nss_homed", "--target-dir"])
-            .arg(profile.parent().unwrap_or(profile))
+            .arg(&target)
             .current_dir(repo_root());
-        if profile.ends_with("release") {
-            build.arg("--release");
+        if release {
+            build.args(["--release", "--features", "test-hooks"]);
         }
         let out = build
             .output()

@@ -67,8 +67,8 @@ impl HomeObject {
     #[zbus(property(emits_changed_signal = "false"))]
     fn state(&self) -> String {
         self.home()
-            .map(|h| self.engine.state(&h))
-            .unwrap_or_else(|_| "absent".into())
+            .map(|h| self.engine.state(&h).to_string())
+            .unwrap_or_else(|_| crate::engine::HomeState::Absent.to_string())
     }
 
     #[zbus(property(emits_changed_signal = "invalidates"))]

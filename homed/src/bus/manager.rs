@@ -76,7 +76,7 @@ impl Manager {
         let s = self.engine.summary(&home);
         Ok((
             s.uid,
-            s.state,
+            s.state.to_string(),
             s.gid,
             s.real_name,
             s.home_directory,
@@ -108,7 +108,7 @@ impl Manager {
         let s = self.engine.summary(&home);
         Ok((
             s.name,
-            s.state,
+            s.state.to_string(),
             s.gid,
             s.real_name,
             s.home_directory,
@@ -167,7 +167,7 @@ impl Manager {
                 (
                     s.name,
                     s.uid,
-                    s.state,
+                    s.state.to_string(),
                     s.gid,
                     s.real_name,
                     s.home_directory,

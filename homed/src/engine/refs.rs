@@ -127,3 +127,70 @@ impl FifoReader {
         }
     }
 }
+
+use std::sync::Arc;
+
+use super::{Engine, EngineError, EngineResult, Home, RefSlot, lock};
+
+impl Engine {
+    pub(crate) fn watch_fifo(
+        self: &Arc<Self>,
+        home: &Arc<Home>,
+        kind: RefKind,
+    ) -> std::io::Result<()> {
+        let path = kind.fifo_path(&self.paths.run_dir, &home.name);
+        let reader = Arc::new(open_reader(&path)?);
+        let generation = self.next_generation();
+        let engine = Arc::clone(self);
+        let name = home.name.clone();
+        let watched = reader.clone();
+        let watcher = tokio::spawn(async move {
+            loop {
+                watched.wait_hangup().await;
+                if engine.clone().on_hangup(&name, kind, generation).await {
+                    break;
+                }
+            }
+        });
+        let slot = RefSlot {
+            reader,
+            generation,
+            watcher,
+        };
+        let mut d = lock(&home.data);
+        match kind {
+            RefKind::PleaseSuspend => d.please = Some(slot),
+            RefKind::DontSuspend => d.dont = Some(slot),
+        }
+        Ok(())
+    }
+
+    pub(crate) fn new_ref(
+        self: &Arc<Self>,
+        home: &Home,
+        please_suspend: bool,
+    ) -> EngineResult<OwnedFd> {
+        let kind = if please_suspend {
+            RefKind::PleaseSuspend
+        } else {
+            RefKind::DontSuspend
+        };
+        let home = self.lookup(&home.name).ok_or_else(|| {
+            EngineError::NoSuchHome(format!("No home for user {} known", home.name))
+        })?;
+        let have = {
+            let d = lock(&home.data);
+            match kind {
+                RefKind::PleaseSuspend => d.please.is_some(),
+                RefKind::DontSuspend => d.dont.is_some(),
+            }
+        };
+        let failed = |e: std::io::Error| {
+            EngineError::Failed(format!("Failed to create the reference FIFO: {e}"))
+        };
+        if !have {
+            self.watch_fifo(&home, kind).map_err(failed)?;
+        }
+        open_writer(&kind.fifo_path(&self.paths.run_dir, &home.name)).map_err(failed)
+    }
+}
