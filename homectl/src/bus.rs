@@ -125,6 +125,10 @@ impl<F: std::future::Future> std::future::Future for Deadline<F> {
             let (expired, waker, deadline) =
                 (self.expired.clone(), cx.waker().clone(), self.deadline);
             std::thread::spawn(move || {
+                #[expect(
+                    clippy::disallowed_methods,
+                    reason = "a timer thread: it sleeps until the call's deadline"
+                )]
                 std::thread::sleep(deadline.saturating_duration_since(std::time::Instant::now()));
                 expired.store(true, Ordering::SeqCst);
                 waker.wake();

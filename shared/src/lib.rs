@@ -15,5 +15,6 @@ pub mod record;
 pub mod signing;
 pub mod storage;
 pub mod varlink;
+pub mod wait;
 
 pub use record::{MachineContext, RecordError, RecordOrigin, UserRecord};

@@ -29,7 +29,13 @@ pub fn enter_world(test: &str) -> bool {
         .arg(repo_root().join("tests/sandbox/world.sh"))
         .arg("--")
         .arg(exe)
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .args([
+            "--include-ignored",
+            "--exact",
+            test,
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("cannot run world.sh");

@@ -6,7 +6,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use homed_shared::publish::{self, PUBLISH_DIR};
 use homed_shared::record::MachineContext;
@@ -22,11 +22,6 @@ pub fn in_world() -> bool {
     std::env::var_os(IN_WORLD).is_some()
 }
 
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// Runs the test named `test` of the current binary again, alone, inside a world set up with
 /// `options`, and fails if it fails there.
 pub fn rerun_in_world(test: &str, options: &[&str], timeout_secs: u32) -> WorldRun {
@@ -34,7 +29,7 @@ pub fn rerun_in_world(test: &str, options: &[&str], timeout_secs: u32) -> WorldR
     module_path();
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
     let script = format!(
-        "{IN_WORLD}=1 exec '{}' --exact '{test}' --nocapture --test-threads=1",
+        "{IN_WORLD}=1 exec '{}' --include-ignored --exact '{test}' --nocapture --test-threads=1",
         exe.display()
     );
     let run = run_in_world(options, &script, timeout_secs);
@@ -312,12 +307,11 @@ pub fn stop_daemon() {
 }
 
 /// Polls `cond` until it holds, failing after `limit`.
-pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+pub fn wait_until(limit: Duration, what: &str, cond: impl FnMut() -> bool) {
+    assert!(
+        homed_shared::wait::wait_until(limit, cond),
+        "timed out waiting for {what}"
+    );
 }
 
 /// How many times `getent passwd` (enumeration) lists `name`.

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::world::repo_root;
 
@@ -191,7 +191,13 @@ pub fn in_world(daemon: Daemon, module: Module, test: &str, body: impl FnOnce(&W
         .args(&daemon_options)
         .arg("--")
         .arg(exe)
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .args([
+            "--include-ignored",
+            "--exact",
+            test,
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(INSIDE, "1")
         .env(MODULE_ENV, module.as_str())
         .env("HOMED_PAM_TEST_MODULE_SO", &module_so)
@@ -216,17 +222,8 @@ pub fn in_world(daemon: Daemon, module: Module, test: &str, body: impl FnOnce(&W
 }
 
 /// Polls `check` until it holds or `secs` pass.
-pub fn wait_until(secs: u64, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+pub fn wait_until(secs: u64, check: impl FnMut() -> bool) -> bool {
+    homed_shared::wait::wait_until(Duration::from_secs(secs), check)
 }
 
 /// Whether `/home/NAME` is a mount point in this (the world's) mount namespace.
@@ -818,6 +815,7 @@ macro_rules! pam_scenario {
             use homed_tests::pam::{Daemon, Module, in_world};
 
             #[test]
+            #[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
             fn pam_homed() {
                 in_world(
                     Daemon::Reference,
@@ -828,6 +826,7 @@ macro_rules! pam_scenario {
             }
 
             #[test]
+            #[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
             fn ours_pam_homed() {
                 in_world(
                     Daemon::Ours,
@@ -838,6 +837,7 @@ macro_rules! pam_scenario {
             }
 
             #[test]
+            #[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
             fn ours_pam_systemd_home() {
                 in_world(
                     Daemon::Ours,

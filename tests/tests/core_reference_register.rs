@@ -45,6 +45,7 @@ fn record_text(hash: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn systemd_homed_252_accepts_a_record_we_signed() {
     let key = SigningKey::generate().unwrap();
     let hash = hash_password(&SecretString::from("Sig-pw-321".to_owned())).unwrap();
@@ -98,6 +99,7 @@ cat /var/lib/systemd/home/sigtest.identity
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn systemd_homed_252_rejects_a_record_signed_by_an_untrusted_key() {
     let key = SigningKey::generate().unwrap();
     let mut record = UserRecord::parse(

@@ -16,6 +16,7 @@ fn error_of(out: &str, name: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn bad_requests_get_clear_errors_and_the_daemon_stays_up() {
     let script = format!(
         r#"
@@ -102,6 +103,7 @@ exit 0
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn hostile_trees_never_reach_outside_the_home() {
     let script = r#"
 export PASSWORD=Test-pw-123 NEWPASSWORD=Test-pw-123
@@ -161,6 +163,7 @@ exit 0
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn kill_during_updates_leaves_every_record_verified() {
     let script = r#"
 start_ours || exit 1
@@ -196,6 +199,7 @@ exit 0
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn refuses_to_start_while_the_name_is_owned() {
     let script = format!(
         r#"

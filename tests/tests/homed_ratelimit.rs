@@ -33,6 +33,7 @@ fn run(start: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn rate_limit_holds_across_restarts_as_in_systemd_homed() {
     let ours = run("start_ours");
     let theirs = run("start_reference");

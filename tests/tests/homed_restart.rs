@@ -28,6 +28,7 @@ exit 0
 "#;
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn restarts_keep_the_home_and_its_references() {
     let run = run_homed_world(false, SCRIPT, 120);
     run.assert_success();

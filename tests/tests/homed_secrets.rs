@@ -134,6 +134,7 @@ fn no_password_left_in_the_daemon(world: &World) {
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn daemon_memory_holds_no_password_after_the_calls() {
     in_world(
         Daemon::Ours,

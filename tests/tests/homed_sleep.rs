@@ -104,6 +104,7 @@ exit 0
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn inhibitor_mode_locks_on_prepare_for_sleep_and_releases() {
     let out = run("--sleep=inhibitor");
     let stand_in: Vec<&str> = out
@@ -132,6 +133,7 @@ fn inhibitor_mode_locks_on_prepare_for_sleep_and_releases() {
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn systemd_mode_takes_no_inhibitor() {
     let out = run("");
     assert!(out.contains("DIRECT method return"), "{out}");
@@ -139,6 +141,7 @@ fn systemd_mode_takes_no_inhibitor() {
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn a_forged_prepare_for_sleep_from_another_user_is_ignored() {
     let out = run_with("--sleep=inhibitor", FORGED_SLEEP);
     assert!(

@@ -51,6 +51,7 @@ fn record(out: &str, name: &str) -> Value {
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn homes_move_between_systemd_homed_and_ours_in_both_directions() {
     let run = run_homed_world(false, SCRIPT, 300);
     run.assert_success();

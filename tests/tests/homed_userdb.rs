@@ -109,6 +109,7 @@ fn sorted_by_name(mut v: Value) -> Value {
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn userdb_socket_answers_as_systemd_homed() {
     let policy = homed_tests::homed::policy_dir();
     let run = {

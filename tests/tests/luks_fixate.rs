@@ -69,6 +69,7 @@ fn errno(reply: &Map<String, Value>) -> Option<i64> {
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn inspect_reads_the_record_and_binding_from_the_image_alone() {
     if !enter_world("inspect_reads_the_record_and_binding_from_the_image_alone") {
         return;
@@ -133,6 +134,7 @@ fn inspect_reads_the_record_and_binding_from_the_image_alone() {
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn inspect_refuses_a_wrong_password_an_untrusted_key_and_another_users_image() {
     if !enter_world("inspect_refuses_a_wrong_password_an_untrusted_key_and_another_users_image") {
         return;

@@ -10,11 +10,8 @@ fn as_refs(users: &[(String, u32)]) -> Vec<(&str, u32)> {
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn lookups_through_systemd_homed_match_nss_systemd() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
     if !in_world() {
         rerun_in_world(
             "lookups_through_systemd_homed_match_nss_systemd",

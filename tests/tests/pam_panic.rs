@@ -8,6 +8,7 @@ const SERVICE: &str = "homed-panic";
 const TEST_PANIC_ARG: &str = "test-panic";
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn a_panic_in_each_hook_is_a_system_error_and_prints_nothing() {
     in_world(
         Daemon::Ours,

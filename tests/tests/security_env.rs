@@ -24,6 +24,7 @@ fn probe(copy: &std::path::Path, as_nobody: bool) -> String {
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn a_setuid_caller_cannot_choose_the_home_root() {
     let bin = workspace_binary("HOMED_HOME_ROOT_PROBE", "examples/home_root_probe");
     let dir = tempfile::tempdir_in(bin.parent().unwrap_or(std::path::Path::new("/tmp")))

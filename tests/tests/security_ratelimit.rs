@@ -31,6 +31,7 @@ fn elapsed_ms(out: &str) -> u64 {
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn guesses_at_a_found_home_take_their_turn() {
     let script = format!(
         r#"{GUESS}
@@ -60,6 +61,7 @@ exit 0
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn guesses_at_a_fixated_home_take_their_turn() {
     let script = format!(
         r#"{GUESS}
@@ -108,6 +110,7 @@ exit 0
 "#;
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn the_rate_limit_holds_when_the_record_cannot_be_saved() {
     let out = run_started(FULL_RECORD_FS, "start_ours");
     assert!(out.contains("FILLED "), "{out}");
@@ -161,6 +164,7 @@ exit 0
 "#;
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn a_secret_carries_a_bounded_number_of_passwords() {
     let out = run_started(MANY, "start_ours");
     let auth = tagged(&out, "AUTH ");

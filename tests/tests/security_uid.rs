@@ -75,12 +75,14 @@ fn assert_fresh_uid(out: &str, forbidden: u32) {
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn a_found_home_owned_by_root_gets_a_home_uid() {
     let out = run_found("0");
     assert_fresh_uid(&out, 0);
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn a_found_home_owned_by_another_home_gets_its_own_uid() {
     let out = run_found("other");
     let other = tagged(&out, "OWNER ")
@@ -92,6 +94,7 @@ fn a_found_home_owned_by_another_home_gets_its_own_uid() {
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn a_found_home_keeps_a_free_uid_of_the_home_range() {
     let out = run_found("60123");
     assert!(out.lines().any(|l| l == "ACTIVATED"), "{out}");
@@ -137,6 +140,7 @@ exit 0
 "#;
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn a_home_directory_outside_the_home_root_is_refused() {
     let out = run_started(
         &OUTSIDE_ROOT.replace("@VARLINK_CLIENT@", VARLINK_CLIENT),
@@ -153,6 +157,7 @@ fn a_home_directory_outside_the_home_root_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn a_new_directory_home_pins_its_home_directory_in_the_binding() {
     let out = run_started(
         r#"
@@ -188,6 +193,7 @@ exit 0
 "#;
 
 #[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
 fn the_ownership_walk_leaves_other_owners_and_hard_links_alone() {
     let out = run_started(RESTORED, "start_ours");
     assert!(out.lines().any(|l| l == "ACTIVATED"), "{out}");

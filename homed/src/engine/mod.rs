@@ -74,6 +74,8 @@ pub struct Paths {
     pub publish_dir: PathBuf,
     /// Where signing keys are looked for, in order (homed-spec §2.3).
     pub key_dirs: Vec<PathBuf>,
+    /// Who must own the key files: root (tests that run as an ordinary user make their own).
+    pub key_owner: u32,
 }
 
 impl Default for Paths {
@@ -96,6 +98,7 @@ impl Default for Paths {
                 .iter()
                 .map(PathBuf::from)
                 .collect(),
+            key_owner: 0,
         }
     }
 }
@@ -203,7 +206,7 @@ impl Engine {
         if !dirs.contains(&paths.record_dir) {
             dirs.insert(0, paths.record_dir.clone());
         }
-        let keys = TrustedKeys::load_from(&dirs);
+        let keys = TrustedKeys::load_owned_by(&dirs, paths.key_owner);
         for why in keys.ignored() {
             eprintln!("ignoring key: {why}");
         }

@@ -28,9 +28,11 @@ pub struct Plan {
     pub adopted: bool,
 }
 
-/// The password hash checks this process ran, for tests that count them.
 #[cfg(test)]
-pub static HASH_CHECKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+thread_local! {
+    /// The password hash checks this thread ran, for tests that count them.
+    pub static HASH_CHECKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 
 fn last_change(record: &UserRecord) -> u64 {
     record
@@ -115,7 +117,7 @@ fn check_adoptable(
         ));
     }
     #[cfg(test)]
-    HASH_CHECKS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    HASH_CHECKS.with(|n| n.set(n.get() + 1));
     let view = record.view(machine);
     let hashes = view.hashed_passwords();
     let opens = passwords.iter().any(|p| {
@@ -170,7 +172,7 @@ mod tests {
         let host = record(1, "Old", &key);
         let header = record(1, "Old", &key).embedded_copy();
         let identity = record(2, "New", &key).to_pretty_string();
-        let before = HASH_CHECKS.load(std::sync::atomic::Ordering::SeqCst);
+        let before = HASH_CHECKS.with(std::cell::Cell::get);
         let plan = plan(
             (&host, &machine),
             Found {
@@ -181,7 +183,7 @@ mod tests {
             &keys,
         )
         .unwrap();
-        let after = HASH_CHECKS.load(std::sync::atomic::Ordering::SeqCst);
+        let after = HASH_CHECKS.with(std::cell::Cell::get);
         assert_eq!(after - before, 1);
         assert!(plan.adopted);
         assert_eq!(plan.target.json()["realName"], "New");

@@ -10,7 +10,7 @@ use std::io::ErrorKind;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use secrecy::SecretString;
@@ -24,6 +24,7 @@ use super::{LuksError, dm_name, sys};
 use crate::record::UserRecord;
 use crate::signing::TrustedKeys;
 use crate::storage::directory;
+use crate::wait::wait_until;
 
 /// The owner of a LUKS home's files on disk; activation maps or chowns them to the user.
 pub const STORED_UID: u32 = 65534;
@@ -154,15 +155,11 @@ fn mount_at(
 }
 
 fn wait_for_node(path: &Path) -> Result<(), LuksError> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        if Instant::now() > deadline {
-            return Err(LuksError::Refused(format!(
-                "{} did not appear",
-                path.display()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    if !wait_until(Duration::from_secs(10), || path.exists()) {
+        return Err(LuksError::Refused(format!(
+            "{} did not appear",
+            path.display()
+        )));
     }
     Ok(())
 }
@@ -540,16 +537,13 @@ pub fn is_suspended(user_name: &str) -> Option<bool> {
 }
 
 fn deactivate_dm(name: &str) -> Result<(), LuksError> {
-    let deadline = Instant::now() + DEACTIVATE_TIMEOUT;
-    loop {
-        match LuksContainer::deactivate_by_name(name) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.errno() == Some(libc::EBUSY) && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    // The device stays busy for a moment after the last unmount: retried while it says so.
+    let mut outcome = Ok(());
+    wait_until(DEACTIVATE_TIMEOUT, || {
+        outcome = LuksContainer::deactivate_by_name(name);
+        !matches!(&outcome, Err(e) if e.errno() == Some(libc::EBUSY))
+    });
+    outcome
 }
 
 /// Deactivates a home: syncs and unmounts the home directory, removes the device-mapper device

@@ -53,7 +53,11 @@ pub struct TrustedKeys {
     ignored: Vec<String>,
 }
 
-fn read_checked(path: &Path, forbidden_mode_bits: u32) -> Result<Zeroizing<String>, String> {
+fn read_checked(
+    path: &Path,
+    owner: u32,
+    forbidden_mode_bits: u32,
+) -> Result<Zeroizing<String>, String> {
     let mut file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
@@ -65,8 +69,12 @@ fn read_checked(path: &Path, forbidden_mode_bits: u32) -> Result<Zeroizing<Strin
     if !meta.is_file() {
         return Err(format!("{}: not a regular file", path.display()));
     }
-    if meta.uid() != 0 {
-        return Err(format!("{}: not owned by root", path.display()));
+    if meta.uid() != owner {
+        return Err(if owner == 0 {
+            format!("{}: not owned by root", path.display())
+        } else {
+            format!("{}: not owned by UID {owner}", path.display())
+        });
     }
     if meta.mode() & forbidden_mode_bits != 0 {
         return Err(format!(
@@ -95,16 +103,22 @@ impl TrustedKeys {
         Self::load_from(&dirs)
     }
 
-    /// Loads keys from `dirs`, in order. Files that fail the owner or mode checks are skipped
-    /// and listed by [`TrustedKeys::ignored`].
+    /// Loads keys from `dirs`, in order. Files that fail the owner (root) or mode checks are
+    /// skipped and listed by [`TrustedKeys::ignored`].
     pub fn load_from(dirs: &[PathBuf]) -> Self {
+        Self::load_owned_by(dirs, 0)
+    }
+
+    /// As [`TrustedKeys::load_from`], with key files owned by `owner` instead of root (tests
+    /// that run as an ordinary user, with keys they made themselves).
+    pub fn load_owned_by(dirs: &[PathBuf], owner: u32) -> Self {
         let mut keys = TrustedKeys::default();
         for dir in dirs {
             let path = dir.join("local.private");
             if keys.local.is_some() || !path.exists() {
                 continue;
             }
-            match read_checked(&path, 0o077).and_then(|pem| {
+            match read_checked(&path, owner, 0o077).and_then(|pem| {
                 SigningKey::from_pkcs8_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
             }) {
                 Ok(key) => keys.local = Some(key),
@@ -130,7 +144,7 @@ impl TrustedKeys {
                 if is_masked(&path) {
                     continue;
                 }
-                match read_checked(&path, 0o022).and_then(|pem| {
+                match read_checked(&path, owner, 0o022).and_then(|pem| {
                     PublicKey::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
                 }) {
                     Ok(key) => keys.public.push((name, key)),

@@ -37,6 +37,7 @@ impl Fixture {
             run_dir: base.join("run"),
             publish_dir: base.join("publish"),
             key_dirs: vec![base.join("records")],
+            key_owner: nix::unistd::geteuid().as_raw(),
         };
         std::fs::create_dir_all(&paths.record_dir).unwrap();
         std::fs::create_dir_all(base.join("home")).unwrap();

@@ -40,6 +40,7 @@ impl Fixture {
             run_dir: base.join("run"),
             publish_dir: base.join("publish"),
             key_dirs: vec![base.join("records")],
+            key_owner: nix::unistd::geteuid().as_raw(),
         };
         std::fs::create_dir_all(&paths.record_dir).unwrap();
         std::fs::create_dir_all(base.join("home/tuser.homedir")).unwrap();
@@ -194,6 +195,7 @@ async fn a_wrong_or_wrapped_secret_costs_the_bad_password_delay() {
 }
 
 #[tokio::test]
+#[ignore = "needs root: the NSS reader trusts only root-owned publications"]
 async fn published_records_follow_the_homes() {
     let fixture = Fixture::new();
     let publish = fixture.paths.publish_dir.clone();
