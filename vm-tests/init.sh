@@ -1,6 +1,7 @@
 #!/bin/busybox sh
-# /init of the test guest: mount the basics, load the modules, run each scenario, print one
-# "VMTEST PASS|FAIL <name>" line per scenario on the serial console, power off.
+# /init of the test guest: mount the basics, load the modules, run the scenarios of this boot
+# from /scenarios.txt (the one table of scenarios, which the host checks the results against),
+# print one "VMTEST PASS|FAIL <name>" line per scenario on the serial console, power off.
 
 /bin/busybox --install -s /bin
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -129,29 +130,22 @@ esac
 
 ram_disk
 
-# Our daemon driving LUKS homes: homed, homectl, pam_homed (pamtester), nss_homed, dbus-daemon.
-# Each entry: the scenario's name, then daemon.sh's name for it. homed_only=a,b on the kernel
-# command line (vm.sh daemon a b) runs only those.
-daemon_scenario_list="
-daemon-luks-login login
-daemon-luks-login-btrfs login_btrfs
-daemon-luks-suspend suspend
-daemon-luks-sleep sleep
-daemon-luks-fixate-252 fixate
-daemon-luks-passwd passwd
-daemon-luks-reconcile reconcile
-daemon-luks-workdir-attacker workdir
-daemon-luks-identity-zero identity_zero
-daemon-luks-identity-watchdog identity_watchdog
-"
+# Runs the scenarios of boot $1 from the table. homed_only=a,b on the kernel command line
+# (vm.sh daemon a b) runs only those, named by scenario or by daemon.sh's name for it (the
+# command's last word).
+run_table() {
+    while read -r boot name command; do
+        case $boot in '' | '#'*) continue ;; esac
+        [ "$boot" = "$1" ] && [ -n "$command" ] || continue
+        case ",$only," in ,,) ;; *",$name,"* | *",${command##* },"*) ;; *) continue ;; esac
+        scenario "$name" sh -c "$command" < /dev/null
+    done < /scenarios.txt
+}
 
+# Our daemon driving LUKS homes: homed, homectl, pam_homed (pamtester), nss_homed, dbus-daemon.
 daemon_scenarios() {
     if sh /daemon.sh setup; then
-        echo "$daemon_scenario_list" | while read -r name arg; do
-            [ -n "$name" ] || continue
-            case ",$only," in ,,) ;; *",$arg,"* | *",$name,"*) ;; *) continue ;; esac
-            scenario "$name" sh /daemon.sh "$arg" < /dev/null
-        done
+        run_table daemon
     else
         echo "VMTEST FAIL daemon-setup"
     fi
@@ -166,14 +160,7 @@ if [ "$stage" = daemon ]; then
 fi
 
 echo "VMTEST BEGIN kernel $ver"
-scenario dmcrypt-lifecycle homed-vm-check dmcrypt-lifecycle /vm/dmcrypt
-for fs in ext4 btrfs xfs; do
-    scenario "home-$fs" homed-vm-check home "$fs" "/vm/$fs"
-    rm -rf "/vm/$fs"
-done
-scenario bad-images homed-vm-check bad-images /vm/bad
-scenario secrets-after-lock homed-vm-check secrets-after-lock /vm/secrets
-scenario fixture-252 homed-vm-check fixture-252 /fixtures/homed-252-luks /vm/fixture
+run_table main
 # Not a test: timings for the comparison with systemd-homed 252 (printed as "  | bench ...").
 homed-vm-check bench /vm/bench || echo "  | bench ours failed"
 echo "VMTEST END"

@@ -240,6 +240,7 @@ initramfs() {
     cp "$here/interop-run.sh" "$root/interop-run.sh"
     cp "$here/init.sh" "$root/init"
     chmod 755 "$root/init"
+    cp "$here/scenarios.txt" "$root/scenarios.txt"
 
     out=$cache/initramfs.cpio
     (cd "$root" && find . | cpio -o -H newc --quiet) > "$out.tmp"
@@ -397,6 +398,21 @@ bench_ratios() {
     done
 }
 
+# Every scenario of scenarios.txt must have reported, and nothing else: a FAIL line for each
+# scenario without a result line, and for each result line of a scenario the table lacks.
+check_scenarios() {
+    local expected seen name
+    expected=$(grep -v '^[[:space:]]*\(#\|$\)' "$here/scenarios.txt" | awk '{ print $2 }' | sort -u)
+    seen=$(grep -E '^VMTEST (PASS|FAIL) ' "$1" | awk '{ print $3 }' | sort -u)
+    for name in $(comm -23 <(echo "$expected") <(echo "$seen")); do
+        echo "VMTEST FAIL $name (no result: the scenario did not run)"
+    done
+    for name in $(comm -13 <(echo "$expected") <(echo "$seen")); do
+        grep -q "^VMTEST FAIL $name " "$1" && continue
+        echo "VMTEST FAIL $name (a result for a scenario that scenarios.txt does not list)"
+    done
+}
+
 # Two chains of boots run side by side (the guests' work is mostly one thread each, and qemu
 # emulates each guest on its own host threads): the engine's boot, the two power cuts and the
 # interop boots; and the daemon's boot with every daemon scenario. Each chain's lines are
@@ -434,6 +450,9 @@ run() {
     wait "$chain" || true
     tee -a "$results" < "$daemon_results"
     bench_ratios "$results"
+    local unlisted
+    unlisted=$(check_scenarios "$results")
+    [ -z "$unlisted" ] || echo "$unlisted" | tee -a "$results"
     local pass fail verdict=ok.
     pass=$(grep -c '^VMTEST PASS' "$results" || true)
     fail=$(grep -c '^VMTEST FAIL' "$results" || true)
@@ -445,6 +464,8 @@ run() {
 
 case "${1:-all}" in
     kernel) kernel ;;
+    # vm.sh check-scenarios RESULTS: the FAIL lines a run's results would get from the table.
+    check-scenarios) check_scenarios "${2:?results file}" ;;
     daemon)
         # vm.sh daemon [SCENARIO...]: the daemon scenarios alone, or only the ones named.
         shift
