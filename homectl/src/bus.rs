@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use zbus::{DBusError as _, OwnedFd, OwnedObjectPath};
 
-const DESTINATION: &str = "org.freedesktop.home1";
-const MANAGER_PATH: &str = "/org/freedesktop/home1";
-const MANAGER_INTERFACE: &str = "org.freedesktop.home1.Manager";
+use homed_shared::proto::{BUS_NAME as DESTINATION, MANAGER_INTERFACE, MANAGER_PATH};
 /// homed's own tools wait this long for slow operations (HOME_SLOW_BUS_CALL_TIMEOUT_USEC).
 const SLOW_CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -21,9 +19,7 @@ pub struct BusError {
 impl BusError {
     /// True if the error is `org.freedesktop.home1.<short>`.
     pub fn is(&self, short: &str) -> bool {
-        self.name
-            .strip_prefix("org.freedesktop.home1.")
-            .is_some_and(|n| n == short)
+        homed_shared::proto::errors::home1_short(&self.name).is_some_and(|n| n == short)
     }
 
     fn from_zbus(e: zbus::Error) -> BusError {

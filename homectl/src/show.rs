@@ -61,90 +61,11 @@ impl<'a> Fields<'a> {
 
 /// When the next login is possible: None if unknown, Some(0) for right away.
 fn next_try(f: &Fields<'_>) -> Option<u64> {
-    let begin = f.v.status("rateLimitBeginUSec").and_then(Value::as_u64)?;
-    let count = f.v.status("rateLimitCount").and_then(Value::as_u64)?;
-    if begin > now_usec() {
-        return None;
-    }
-    if count < f.v.rate_limit_burst() {
-        return Some(0);
-    }
-    Some(begin.saturating_add(f.v.rate_limit_interval_usec()))
+    homed_shared::record::policy::ratelimit_next_try(f.v, now_usec())
 }
 
-enum PasswordState {
-    ChangeNow,
-    Expired,
-    ExpiredForGood,
-    ExpiresSoon,
-    NoTimestamp,
-    ChangeNotPermitted,
-    Future,
-    Fine,
-}
-
-fn password_state(f: &Fields<'_>) -> PasswordState {
-    if f.bool("passwordChangeNow") == Some(true) {
-        return PasswordState::ChangeNow;
-    }
-    let n = now_usec();
-    let last = f.u64("lastPasswordChangeUSec");
-    let min = f.u64("passwordChangeMinUSec");
-    let max = f.u64("passwordChangeMaxUSec");
-    let warn = f.u64("passwordChangeWarnUSec");
-    let inactive = f.u64("passwordChangeInactiveUSec");
-    if let Some(last) = last
-        && last > n
-        && (min.is_some() || max.is_some() || inactive.is_some())
-    {
-        return PasswordState::Future;
-    }
-    let permitted = match min {
-        Some(min) => {
-            let Some(last) = last else {
-                return PasswordState::NoTimestamp;
-            };
-            match last.checked_add(min) {
-                Some(t) => n >= t,
-                None => false,
-            }
-        }
-        None => true,
-    };
-    if let Some(max) = max {
-        let Some(last) = last else {
-            return PasswordState::NoTimestamp;
-        };
-        if let Some(before) = last.checked_add(max) {
-            if let Some(inactive) = inactive
-                && let Some(end) = before.checked_add(inactive)
-                && n >= end
-            {
-                return PasswordState::ExpiredForGood;
-            }
-            if n >= before {
-                return if permitted {
-                    PasswordState::Expired
-                } else {
-                    PasswordState::ExpiredForGood
-                };
-            }
-            if let Some(warn) = warn
-                && (before < warn || n >= before - warn)
-            {
-                return if permitted {
-                    PasswordState::ExpiresSoon
-                } else {
-                    PasswordState::ChangeNotPermitted
-                };
-            }
-        }
-    }
-    if permitted {
-        PasswordState::Fine
-    } else {
-        PasswordState::ChangeNotPermitted
-    }
+fn password_state(f: &Fields<'_>) -> homed_shared::record::policy::PasswordState {
+    homed_shared::record::policy::password_state(f.v, now_usec())
 }
 
 /// The text `homectl inspect` prints for a record (without JSON).
@@ -221,6 +142,7 @@ pub fn render(v: &RecordView<'_>, incomplete: bool) -> String {
     }
 
     let hashes = v.hashed_passwords();
+    use homed_shared::record::policy::PasswordState;
     match password_state(&f) {
         PasswordState::ChangeNow => {
             let _ = writeln!(o, " Password OK: {yellow}change now{normal}");
@@ -228,19 +150,19 @@ pub fn render(v: &RecordView<'_>, incomplete: bool) -> String {
         PasswordState::Expired => {
             let _ = writeln!(o, " Password OK: {yellow}expired{normal} (change now!)");
         }
-        PasswordState::ExpiredForGood => {
+        PasswordState::ExpiredUnchangeable => {
             let _ = writeln!(o, " Password OK: {red}expired{normal} (for good)");
         }
         PasswordState::ExpiresSoon => {
             let _ = writeln!(o, " Password OK: {yellow}expires soon{normal}");
         }
-        PasswordState::NoTimestamp => {
+        PasswordState::NoChangeTimestamp => {
             let _ = writeln!(o, " Password OK: {red}no timestamp{normal}");
         }
-        PasswordState::ChangeNotPermitted => {
+        PasswordState::NotChangeable => {
             let _ = writeln!(o, " Password OK: {yellow}change not permitted{normal}");
         }
-        PasswordState::Future => {
+        PasswordState::ClockWrong => {
             let _ = writeln!(
                 o,
                 " Password OK: {yellow}last password change in future{normal}"

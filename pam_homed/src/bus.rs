@@ -20,9 +20,9 @@ use zbus::Connection;
 
 use crate::home::{HomeError, HomeService};
 
-const DESTINATION: &str = "org.freedesktop.home1";
-const PATH: &str = "/org/freedesktop/home1";
-const INTERFACE: &str = "org.freedesktop.home1.Manager";
+use homed_shared::proto::{
+    BUS_NAME as DESTINATION, MANAGER_INTERFACE as INTERFACE, MANAGER_PATH as PATH,
+};
 const DEFAULT_SYSTEM_BUS: &str = "unix:path=/run/dbus/system_bus_socket";
 /// homed's own clients wait this long for slow operations (activation, fsck).
 const SLOW_CALL_TIMEOUT: Duration = Duration::from_secs(120);

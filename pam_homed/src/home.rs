@@ -6,25 +6,7 @@ use std::os::fd::OwnedFd;
 
 /// Error names homed answers with (homed-spec §4.7), as the module tells them apart.
 pub mod names {
-    pub const NO_SUCH_HOME: &str = "org.freedesktop.home1.NoSuchHome";
-    pub const HOME_NOT_ACTIVE: &str = "org.freedesktop.home1.HomeNotActive";
-    pub const HOME_BUSY: &str = "org.freedesktop.home1.HomeBusy";
-    pub const HOME_LOCKED: &str = "org.freedesktop.home1.HomeLocked";
-    pub const HOME_ABSENT: &str = "org.freedesktop.home1.HomeAbsent";
-    pub const AUTHENTICATION_LIMIT_HIT: &str = "org.freedesktop.home1.AuthenticationLimitHit";
-    pub const BAD_PASSWORD: &str = "org.freedesktop.home1.BadPassword";
-    pub const BAD_RECOVERY_KEY: &str = "org.freedesktop.home1.BadRecoveryKey";
-    pub const BAD_PASSWORD_AND_NO_TOKEN: &str = "org.freedesktop.home1.BadPasswordAndNoToken";
-    pub const TOKEN_PIN_NEEDED: &str = "org.freedesktop.home1.TokenPinNeeded";
-    pub const TOKEN_PROTECTED_AUTHENTICATION_PATH_NEEDED: &str =
-        "org.freedesktop.home1.TokenProtectedAuthenticationPathNeeded";
-    pub const TOKEN_USER_PRESENCE_NEEDED: &str = "org.freedesktop.home1.TokenUserPresenceNeeded";
-    pub const TOKEN_USER_VERIFICATION_NEEDED: &str =
-        "org.freedesktop.home1.TokenUserVerificationNeeded";
-    pub const TOKEN_PIN_LOCKED: &str = "org.freedesktop.home1.TokenPinLocked";
-    pub const BAD_PIN: &str = "org.freedesktop.home1.BadPin";
-    pub const BAD_PIN_FEW_TRIES_LEFT: &str = "org.freedesktop.home1.BadPinFewTriesLeft";
-    pub const BAD_PIN_ONE_TRY_LEFT: &str = "org.freedesktop.home1.BadPinOneTryLeft";
+    pub use homed_shared::proto::errors::*;
     /// The bus's own answers when nobody owns `org.freedesktop.home1`.
     pub const SERVICE_UNKNOWN: &str = "org.freedesktop.DBus.Error.ServiceUnknown";
     pub const NAME_HAS_NO_OWNER: &str = "org.freedesktop.DBus.Error.NameHasNoOwner";

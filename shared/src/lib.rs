@@ -10,6 +10,7 @@ pub mod json;
 pub mod luks;
 pub mod nss;
 pub mod password;
+pub mod proto;
 pub mod publish;
 pub mod record;
 pub mod signing;

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use zbus::Connection;
 use zbus::message::Header;
 
-use super::{BusError, as_caller, caller, on_engine};
-use crate::engine::{Caller, Engine, EngineError};
+use super::methods::{self, Call};
+use super::{BusError, caller};
+use crate::engine::{Caller, Engine, Via};
 
 #[derive(Clone)]
 pub struct HomeObject {
@@ -22,13 +23,18 @@ impl HomeObject {
     fn home(&self) -> Result<Arc<crate::engine::Home>, BusError> {
         Ok(self.engine.find(&self.name, Caller::ROOT)?)
     }
-}
 
-/// Parses a secret argument and wipes the text it came in.
-fn secret(mut text: String) -> Result<homed_shared::record::Secret, BusError> {
-    let parsed = Engine::parse_secret(&text).map_err(BusError::from);
-    zeroize::Zeroize::zeroize(&mut text);
-    parsed
+    fn call<'a>(&'a self, conn: &'a Connection, header: &'a Header<'a>) -> Call<'a> {
+        Call {
+            engine: &self.engine,
+            conn,
+            header,
+        }
+    }
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
 }
 
 #[zbus::interface(name = "org.freedesktop.home1.Home")]
@@ -96,12 +102,7 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let secret = self::secret(secret)?;
-        let name = self.name.clone();
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.activate(who, &name, &secret).await
-        })
-        .await
+        methods::activate(&self.call(conn, &header), self.name(), secret).await
     }
 
     async fn deactivate(
@@ -109,11 +110,7 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let name = self.name.clone();
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.deactivate(who, &name).await
-        })
-        .await
+        methods::deactivate(&self.call(conn, &header), self.name()).await
     }
 
     async fn unregister(
@@ -121,11 +118,7 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let name = self.name.clone();
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.unregister(who, &name).await
-        })
-        .await
+        methods::unregister(&self.call(conn, &header), self.name()).await
     }
 
     async fn realize(
@@ -134,12 +127,7 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let secret = self::secret(secret)?;
-        let name = self.name.clone();
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.realize(who, &name, &secret).await
-        })
-        .await
+        methods::realize(&self.call(conn, &header), self.name(), secret).await
     }
 
     async fn remove(
@@ -147,11 +135,7 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let name = self.name.clone();
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.remove(who, &name).await
-        })
-        .await
+        methods::remove(&self.call(conn, &header), self.name()).await
     }
 
     async fn fixate(
@@ -160,12 +144,7 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let secret = self::secret(secret)?;
-        let name = self.name.clone();
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.fixate(who, &name, &secret).await
-        })
-        .await
+        methods::fixate(&self.call(conn, &header), self.name(), secret).await
     }
 
     async fn authenticate(
@@ -174,12 +153,7 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let secret = self::secret(secret)?;
-        let name = self.name.clone();
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.authenticate(who, &name, &secret).await
-        })
-        .await
+        methods::authenticate(&self.call(conn, &header), self.name(), secret).await
     }
 
     async fn update(
@@ -188,22 +162,7 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let parsed: serde_json::Value = serde_json::from_str(&user_record)
-            .map_err(|e| BusError::InvalidArgs(format!("Failed to parse user record: {e}")))?;
-        if parsed.get("userName").and_then(|v| v.as_str()) != Some(self.name.as_str()) {
-            return Err(EngineError::RecordMismatch(
-                "User record to update is for a different user, refusing.".into(),
-            )
-            .into());
-        }
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            let mut user_record = user_record;
-            let result = e.update(who, &user_record).await;
-            // The record may carry passwords in its secret section.
-            zeroize::Zeroize::zeroize(&mut user_record);
-            result
-        })
-        .await
+        methods::update(&self.call(conn, &header), user_record, Some(self.name())).await
     }
 
     async fn resize(
@@ -213,12 +172,7 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let secret = self::secret(secret)?;
-        let name = self.name.clone();
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.resize(who, &name, size, &secret).await
-        })
-        .await
+        methods::resize(&self.call(conn, &header), self.name(), size, secret).await
     }
 
     async fn change_password(
@@ -228,13 +182,12 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let new_secret = self::secret(new_secret)?;
-        let old_secret = self::secret(old_secret)?;
-        let name = self.name.clone();
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.change_password(who, &name, &new_secret, &old_secret)
-                .await
-        })
+        methods::change_password(
+            &self.call(conn, &header),
+            self.name(),
+            new_secret,
+            old_secret,
+        )
         .await
     }
 
@@ -243,11 +196,7 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let name = self.name.clone();
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.lock_home(who, &name).await
-        })
-        .await
+        methods::lock(&self.call(conn, &header), self.name()).await
     }
 
     async fn unlock(
@@ -256,12 +205,7 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let secret = self::secret(secret)?;
-        let name = self.name.clone();
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.unlock_home(who, &name, &secret).await
-        })
-        .await
+        methods::unlock(&self.call(conn, &header), self.name(), secret).await
     }
 
     /// Unlike Manager.AcquireHome, privileged (root only), as in v252.
@@ -273,16 +217,14 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<zbus::OwnedFd, BusError> {
-        let who = caller(conn, &header).await?;
-        if who.uid != 0 {
-            return Err(BusError::AccessDenied("Access denied".into()));
-        }
-        let secret = self::secret(secret)?;
-        let name = self.name.clone();
-        let e = self.engine.clone();
-        let fd =
-            on_engine(async move { e.acquire(who, &name, &secret, please_suspend).await }).await?;
-        Ok(zbus::OwnedFd::from(fd))
+        methods::acquire(
+            &self.call(conn, &header),
+            self.name(),
+            secret,
+            please_suspend,
+            Via::HomeObject,
+        )
+        .await
     }
 
     #[zbus(name = "Ref", out_args("send_fd"))]
@@ -292,12 +234,7 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<zbus::OwnedFd, BusError> {
-        let name = self.name.clone();
-        let fd = as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.ref_home(who, &name, please_suspend).await
-        })
-        .await?;
-        Ok(zbus::OwnedFd::from(fd))
+        methods::reference(&self.call(conn, &header), self.name(), please_suspend).await
     }
 
     async fn release(
@@ -305,10 +242,6 @@ impl HomeObject {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let name = self.name.clone();
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.release(who, &name).await
-        })
-        .await
+        methods::release(&self.call(conn, &header), self.name()).await
     }
 }

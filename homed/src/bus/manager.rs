@@ -6,8 +6,9 @@ use zbus::Connection;
 use zbus::OwnedObjectPath;
 use zbus::message::Header;
 
-use super::{BusError, Objects, as_caller, caller, home_path, home_path_by_uid};
-use crate::engine::{Caller, Engine};
+use super::methods::{self, Call};
+use super::{BusError, Objects, caller, home_path, home_path_by_uid};
+use crate::engine::{Caller, Engine, EngineError, Via};
 
 type ListEntry = (
     String,
@@ -31,11 +32,14 @@ impl Manager {
     }
 }
 
-/// Parses a secret argument and wipes the text it came in.
-fn secret(mut text: String) -> Result<homed_shared::record::Secret, BusError> {
-    let parsed = Engine::parse_secret(&text).map_err(BusError::from);
-    zeroize::Zeroize::zeroize(&mut text);
-    parsed
+impl Manager {
+    fn call<'a>(&'a self, conn: &'a Connection, header: &'a Header<'a>) -> Call<'a> {
+        Call {
+            engine: &self.engine,
+            conn,
+            header,
+        }
+    }
 }
 
 #[zbus::interface(name = "org.freedesktop.home1.Manager")]
@@ -101,10 +105,11 @@ impl Manager {
         &self,
         uid: u32,
     ) -> Result<(String, String, u32, String, String, String, OwnedObjectPath), BusError> {
-        let home = self
-            .engine
-            .lookup_uid(uid)
-            .ok_or_else(|| BusError::NoSuchHome(format!("No home for UID {uid} known")))?;
+        let home = self.engine.lookup_uid(uid).ok_or_else(|| {
+            BusError::from(EngineError::NoSuchHome(format!(
+                "No home for UID {uid} known"
+            )))
+        })?;
         let s = self.engine.summary(&home);
         Ok((
             s.name,
@@ -145,10 +150,11 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(String, bool, OwnedObjectPath), BusError> {
         let who = caller(conn, &header).await?;
-        let home = self
-            .engine
-            .lookup_uid(uid)
-            .ok_or_else(|| BusError::NoSuchHome(format!("No home for UID {uid} known")))?;
+        let home = self.engine.lookup_uid(uid).ok_or_else(|| {
+            BusError::from(EngineError::NoSuchHome(format!(
+                "No home for UID {uid} known"
+            )))
+        })?;
         let (record, incomplete) = self.engine.served_record(&home, who);
         Ok((
             record.to_compact_string(),
@@ -185,11 +191,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let secret = self::secret(secret)?;
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.activate(who, &user_name, &secret).await
-        })
-        .await
+        methods::activate(&self.call(conn, &header), user_name, secret).await
     }
 
     async fn deactivate_home(
@@ -198,10 +200,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.deactivate(who, &user_name).await
-        })
-        .await
+        methods::deactivate(&self.call(conn, &header), user_name).await
     }
 
     async fn register_home(
@@ -210,12 +209,9 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let result = as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.register(who, &user_record).await
-        })
-        .await;
+        let result = methods::register(&self.call(conn, &header), user_record).await;
         self.objects.sync().await;
-        result.map(|_| ())
+        result
     }
 
     async fn unregister_home(
@@ -224,10 +220,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let result = as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.unregister(who, &user_name).await
-        })
-        .await;
+        let result = methods::unregister(&self.call(conn, &header), user_name).await;
         self.objects.sync().await;
         result
     }
@@ -238,16 +231,9 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let result = as_caller(&self.engine, conn, &header, |e, who| async move {
-            let mut user_record = user_record;
-            let result = e.create(who, &user_record).await;
-            // The record may carry passwords in its secret section.
-            zeroize::Zeroize::zeroize(&mut user_record);
-            result
-        })
-        .await;
+        let result = methods::create(&self.call(conn, &header), user_record).await;
         self.objects.sync().await;
-        result.map(|_| ())
+        result
     }
 
     async fn realize_home(
@@ -257,11 +243,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let secret = self::secret(secret)?;
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.realize(who, &user_name, &secret).await
-        })
-        .await
+        methods::realize(&self.call(conn, &header), user_name, secret).await
     }
 
     async fn remove_home(
@@ -270,10 +252,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let result = as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.remove(who, &user_name).await
-        })
-        .await;
+        let result = methods::remove(&self.call(conn, &header), user_name).await;
         self.objects.sync().await;
         result
     }
@@ -285,11 +264,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let secret = self::secret(secret)?;
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.fixate(who, &user_name, &secret).await
-        })
-        .await
+        methods::fixate(&self.call(conn, &header), user_name, secret).await
     }
 
     async fn authenticate_home(
@@ -299,11 +274,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let secret = self::secret(secret)?;
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.authenticate(who, &user_name, &secret).await
-        })
-        .await
+        methods::authenticate(&self.call(conn, &header), user_name, secret).await
     }
 
     async fn update_home(
@@ -312,14 +283,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            let mut user_record = user_record;
-            let result = e.update(who, &user_record).await;
-            // The record may carry passwords in its secret section.
-            zeroize::Zeroize::zeroize(&mut user_record);
-            result
-        })
-        .await
+        methods::update(&self.call(conn, &header), user_record, None).await
     }
 
     async fn resize_home(
@@ -330,11 +294,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let secret = self::secret(secret)?;
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.resize(who, &user_name, size, &secret).await
-        })
-        .await
+        methods::resize(&self.call(conn, &header), user_name, size, secret).await
     }
 
     async fn change_password_home(
@@ -345,13 +305,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let new_secret = self::secret(new_secret)?;
-        let old_secret = self::secret(old_secret)?;
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.change_password(who, &user_name, &new_secret, &old_secret)
-                .await
-        })
-        .await
+        methods::change_password(&self.call(conn, &header), user_name, new_secret, old_secret).await
     }
 
     async fn lock_home(
@@ -360,10 +314,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.lock_home(who, &user_name).await
-        })
-        .await
+        methods::lock(&self.call(conn, &header), user_name).await
     }
 
     async fn unlock_home(
@@ -373,11 +324,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        let secret = self::secret(secret)?;
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.unlock_home(who, &user_name, &secret).await
-        })
-        .await
+        methods::unlock(&self.call(conn, &header), user_name, secret).await
     }
 
     #[zbus(out_args("send_fd"))]
@@ -389,12 +336,14 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<zbus::OwnedFd, BusError> {
-        let secret = self::secret(secret)?;
-        let fd = as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.acquire(who, &user_name, &secret, please_suspend).await
-        })
-        .await?;
-        Ok(zbus::OwnedFd::from(fd))
+        methods::acquire(
+            &self.call(conn, &header),
+            user_name,
+            secret,
+            please_suspend,
+            Via::Manager,
+        )
+        .await
     }
 
     #[zbus(out_args("send_fd"))]
@@ -405,11 +354,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<zbus::OwnedFd, BusError> {
-        let fd = as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.ref_home(who, &user_name, please_suspend).await
-        })
-        .await?;
-        Ok(zbus::OwnedFd::from(fd))
+        methods::reference(&self.call(conn, &header), user_name, please_suspend).await
     }
 
     async fn release_home(
@@ -418,10 +363,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.release(who, &user_name).await
-        })
-        .await
+        methods::release(&self.call(conn, &header), user_name).await
     }
 
     async fn lock_all_homes(
@@ -429,10 +371,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.lock_all(who).await
-        })
-        .await
+        methods::lock_all(&self.call(conn, &header)).await
     }
 
     async fn deactivate_all_homes(
@@ -440,10 +379,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.deactivate_all(who).await
-        })
-        .await
+        methods::deactivate_all(&self.call(conn, &header)).await
     }
 
     async fn rebalance(
@@ -451,9 +387,6 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         #[zbus(header)] header: Header<'_>,
     ) -> Result<(), BusError> {
-        as_caller(&self.engine, conn, &header, |e, who| async move {
-            e.rebalance(who).await
-        })
-        .await
+        methods::rebalance(&self.call(conn, &header)).await
     }
 }

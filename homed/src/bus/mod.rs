@@ -3,6 +3,7 @@
 mod error;
 mod home;
 mod manager;
+mod methods;
 mod socket;
 
 use std::collections::BTreeSet;
@@ -16,11 +17,9 @@ use zbus::message::Header;
 
 pub use error::BusError;
 
-use crate::engine::{Caller, Engine, EngineResult};
+use crate::engine::{Caller, Engine, EngineError, EngineResult};
 
-pub const BUS_NAME: &str = "org.freedesktop.home1";
-pub const MANAGER_PATH: &str = "/org/freedesktop/home1";
-pub const HOME_PATH_PREFIX: &str = "/org/freedesktop/home1/home";
+pub use homed_shared::proto::{BUS_NAME, HOME_PATH_PREFIX, MANAGER_PATH};
 
 /// `sd_bus_path_encode`: every byte outside `[A-Za-z0-9]` (and a leading digit) as `_xx`.
 pub fn escape_path_label(label: &str) -> String {
@@ -55,12 +54,14 @@ pub static RUNTIME: OnceLock<tokio::runtime::Handle> = OnceLock::new();
 pub async fn on_engine<T: Send + 'static>(
     operation: impl Future<Output = EngineResult<T>> + Send + 'static,
 ) -> Result<T, BusError> {
-    let handle = RUNTIME
-        .get()
-        .ok_or_else(|| BusError::Failed("The daemon is not running yet".into()))?;
+    let handle = RUNTIME.get().ok_or_else(|| {
+        BusError::from(EngineError::Failed("The daemon is not running yet".into()))
+    })?;
     match handle.spawn(operation).await {
         Ok(result) => result.map_err(BusError::from),
-        Err(e) => Err(BusError::Failed(format!("The operation failed: {e}"))),
+        Err(e) => Err(BusError::from(EngineError::Failed(format!(
+            "The operation failed: {e}"
+        )))),
     }
 }
 
@@ -85,12 +86,16 @@ where
 pub async fn caller(conn: &Connection, header: &Header<'_>) -> Result<Caller, BusError> {
     let sender = header
         .sender()
-        .ok_or_else(|| BusError::AccessDenied("Message has no sender".into()))?;
+        .ok_or_else(|| BusError::from(EngineError::AccessDenied("Message has no sender".into())))?;
     let proxy = DBusProxy::new(conn).await?;
     let uid = proxy
         .get_connection_unix_user(sender.clone().into())
         .await
-        .map_err(|e| BusError::AccessDenied(format!("Cannot identify the caller: {e}")))?;
+        .map_err(|e| {
+            BusError::from(EngineError::AccessDenied(format!(
+                "Cannot identify the caller: {e}"
+            )))
+        })?;
     Ok(Caller { uid })
 }
 

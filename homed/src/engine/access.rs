@@ -3,6 +3,24 @@
 
 use super::*;
 
+/// Which object a call came through, where v252's rules differ by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `org.freedesktop.home1.Manager`, naming the home.
+    Manager,
+    /// The home's own `org.freedesktop.home1.Home` object.
+    HomeObject,
+}
+
+/// AcquireHome: any caller through the Manager (the secret decides), root alone through a
+/// Home object, as in v252.
+pub(crate) fn authorize_acquire(caller: Caller, via: Via) -> EngineResult<()> {
+    match via {
+        Via::Manager => Ok(()),
+        Via::HomeObject => Engine::require_root(caller),
+    }
+}
+
 impl Engine {
     /// The rules every record must pass once this machine's binding is applied, wherever it
     /// came from (a client, a found home's own record, a newer embedded copy): homed's rules for

@@ -3,6 +3,7 @@
 //! checks a secret goes through here, fixation included.
 
 use super::*;
+use homed_shared::record::policy;
 
 /// A failure that must cost the bad-password delay before it is reported.
 pub(crate) struct Delayed(pub(crate) EngineError);
@@ -79,25 +80,13 @@ impl Engine {
     pub(crate) fn ratelimit(&self, home: &Home) -> EngineResult<RateLimitCount> {
         let record = self.record(home);
         let view = record.view(&self.machine);
-        let interval = view.rate_limit_interval_usec();
         let burst = view.rate_limit_burst();
-        let status = self.status_of(&record);
-        let begin = status.get("rateLimitBeginUSec").and_then(Value::as_u64);
-        let count = status
-            .get("rateLimitCount")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        let now = now_usec();
-        let (begin, count) = match begin {
-            Some(b) if b > now => (now, 1),
-            None => (now, 1),
-            Some(b) if b.saturating_add(interval) <= now => (now, 1),
-            Some(b) if count < burst => (b, count + 1),
-            Some(b) => {
-                let left = b.saturating_add(interval).saturating_sub(now);
+        let (begin, count) = match policy::ratelimit_try(&view, now_usec()) {
+            policy::RateLimitTry::Allowed { begin, count } => (begin, count),
+            policy::RateLimitTry::Refused { retry_in } => {
                 return Err(EngineError::AuthenticationLimitHit(format!(
                     "Too many login attempts, please try again in {}s!",
-                    left.div_ceil(1_000_000)
+                    retry_in.div_ceil(1_000_000)
                 )));
             }
         };

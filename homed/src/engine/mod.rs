@@ -172,6 +172,7 @@ pub enum SleepMode {
     Inhibitor,
 }
 
+pub use access::Via;
 pub(crate) use auth::{
     AuthError, Delayed, RateLimitCount, count_outcome, owned_passwords, reported,
 };

@@ -5,6 +5,7 @@ mod error;
 mod fields;
 mod machine;
 pub mod names;
+pub mod policy;
 mod secret;
 mod validate;
 mod view;

@@ -199,8 +199,19 @@ impl Engine {
     }
 
     /// UpdateHome: a newer record for an existing home; v252 asks for the secret too.
-    pub async fn update(&self, caller: Caller, text: &str) -> EngineResult<()> {
+    /// Through a Home object the record must be that home's (`for_home`).
+    pub async fn update(
+        &self,
+        caller: Caller,
+        text: &str,
+        for_home: Option<&str>,
+    ) -> EngineResult<()> {
         let (mut incoming, secret) = Self::parse_request(text)?;
+        if for_home.is_some_and(|name| name != incoming.user_name()) {
+            return Err(EngineError::RecordMismatch(
+                "User record to update is for a different user, refusing.".into(),
+            ));
+        }
         let home = self.find(incoming.user_name(), caller)?;
         Self::require_root(caller)?;
         check_suitable_for_homed(&incoming.view(&self.machine), false).map_err(|e| {

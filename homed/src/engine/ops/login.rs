@@ -197,7 +197,9 @@ impl Engine {
         name: &str,
         secret: &Secret,
         please_suspend: bool,
+        via: Via,
     ) -> EngineResult<OwnedFd> {
+        access::authorize_acquire(caller, via)?;
         let home = self.find(name, caller)?;
         let guard = self.begin(&home).await?;
         let result = async {
