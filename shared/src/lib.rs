@@ -4,6 +4,7 @@
 //! Everything here is shared by the daemon, the CLI and the PAM and NSS modules, so it never
 //! panics on bad input, never prints, and keeps secrets in zeroizing types.
 
+pub mod atomic_file;
 pub mod env;
 pub mod json;
 #[cfg(feature = "luks")]

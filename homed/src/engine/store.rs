@@ -1,46 +1,14 @@
 //! The daemon's files in /var/lib/systemd/home: host records and the local signing key.
 
 use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use homed_shared::signing::SigningKey;
 use homed_shared::{RecordOrigin, UserRecord};
 
-/// Writes `content` to `dir/name` atomically: a temporary file, fsync, rename, fsync of the
-/// directory. A crash at any point leaves either the old file or the new one.
-pub fn write_atomic(dir: &Path, name: &str, content: &[u8], mode: u32) -> std::io::Result<()> {
-    let mut random = [0u8; 6];
-    getrandom(&mut random);
-    let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    let temp = dir.join(format!(".#{name}{suffix}"));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&temp)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(content)?;
-        f.sync_all()?;
-        fs::rename(&temp, dir.join(name))?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result
-}
-
-fn getrandom(buf: &mut [u8]) {
-    use std::io::Read as _;
-    if let Ok(mut f) = fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(buf);
-    }
-}
+pub use homed_shared::atomic_file::write_atomic;
 
 /// The host record directory.
 pub struct RecordStore {

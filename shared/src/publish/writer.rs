@@ -1,7 +1,6 @@
 //! The daemon's side: writes the published records, atomically.
 
 use std::fs;
-use std::io::Write as _;
 use std::os::fd::AsRawFd as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
@@ -21,34 +20,11 @@ fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ 
     }
 }
 
-/// Writes `text` to `dir/name` through a temporary file and a rename, so a reader sees the old
-/// or the new file, never a part. Unchanged content is left alone (its identity stays, and so
-/// do the readers' caches).
+/// Writes `text` to `dir/name` so that a reader sees the old or the new file, never a part;
+/// unchanged content is left alone.
 fn write_atomic(dir: &Path, name: &str, text: &[u8], mode: u32) -> Result<(), PublishError> {
-    let path = dir.join(name);
-    if fs::read(&path).is_ok_and(|old| old == text)
-        && fs::symlink_metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o7777 == mode)
-    {
-        return Ok(());
-    }
-    let tmp = dir.join(format!(".#{name}.{}", std::process::id()));
-    let result = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        // The umask may have removed bits; set exactly what readers check.
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.write_all(text)?;
-        file.sync_all()?;
-        fs::rename(&tmp, &path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(write_error(&path))
+    crate::atomic_file::write_atomic_if_changed(dir, name, text, mode)
+        .map_err(write_error(&dir.join(name)))
 }
 
 /// Holds the directory's lock file (released when the file is closed): one writer at a time
