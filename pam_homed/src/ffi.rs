@@ -7,8 +7,8 @@
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::os::fd::{IntoRawFd, OwnedFd};
 
-use crate::code::Code;
 use pam::module::PamHandle;
+use pam_homed_core::code::Code;
 use zeroize::{Zeroize, Zeroizing};
 
 const PAM_AUTHTOK: c_int = 6;

@@ -5,14 +5,16 @@ use std::os::fd::OwnedFd;
 
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO};
 
-use crate::code::Code;
+use pam_homed_core::code::Code;
+
+use crate::from_pam;
 use pam::conv::Conv;
 use pam::items::{AuthTok, OldAuthTok};
 use pam::module::PamHandle;
 use secrecy::SecretString;
 
 use crate::ffi::{Raw, RawData};
-use crate::ops::{CachedRecord, PamOps, Password, Priority};
+use pam_homed_core::ops::{CachedRecord, PamOps, Password, Priority};
 
 /// Data keys, per user name, because sudo changes the user within one handle (homed-spec §5.1).
 pub fn record_key(user: &str) -> String {
@@ -40,22 +42,28 @@ impl<'a> LibPam<'a> {
     }
 
     fn send(&self, style: libc::c_int, text: &str) -> Result<Option<Password>, Code> {
-        let conv = self.raw.0.get_item::<Conv>()?.ok_or(Code::PAM_CONV_ERR)?;
-        let answer = conv.send(style, text)?;
+        let conv = self
+            .raw
+            .0
+            .get_item::<Conv>()
+            .map_err(from_pam)?
+            .ok_or(Code::PAM_CONV_ERR)?;
+        let answer = conv.send(style, text).map_err(from_pam)?;
         Ok(answer.map(|bytes| password_from(bytes.as_bytes())))
     }
 }
 
 impl PamOps for LibPam<'_> {
     fn user(&mut self) -> Result<String, Code> {
-        self.raw.0.get_user(None).map_err(Code::from)
+        self.raw.0.get_user(None).map_err(from_pam)
     }
 
     fn authtok(&self) -> Result<Option<Password>, Code> {
         Ok(self
             .raw
             .0
-            .get_item::<AuthTok>()?
+            .get_item::<AuthTok>()
+            .map_err(from_pam)?
             .map(|t| password_from(t.as_bytes())))
     }
 
@@ -63,7 +71,8 @@ impl PamOps for LibPam<'_> {
         Ok(self
             .raw
             .0
-            .get_item::<OldAuthTok>()?
+            .get_item::<OldAuthTok>()
+            .map_err(from_pam)?
             .map(|t| password_from(t.as_bytes())))
     }
 

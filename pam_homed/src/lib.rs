@@ -2,10 +2,12 @@
 //! home from homed (or systemd-homed) over D-Bus, keeps it referenced for the session and
 //! releases it at the end (homed-spec §5).
 //!
-//! The exported `pam_sm_*` functions come from pam-bindings' `pam_hooks!`; each hook runs inside
+//! This crate is the shell: the logic is `pam_homed_core`, over the `PamOps` trait that
+//! `handle.rs` implements with libpam. The exported `pam_sm_*` functions come from
+//! pam-bindings' `pam_hooks!`; each hook runs inside
 //! our own `catch_unwind`, so that a panic becomes `PAM_SYSTEM_ERR` with nothing printed (the
 //! bindings' own catch would answer PAM_ABORT after the default hook printed into the host's
-//! stderr). Each hook parses its options and runs the logic of `flow.rs` inside one
+//! stderr). Each hook parses its options and runs the logic of the core's `flow.rs` inside one
 //! `zbus::block_on`, with a bus connection created and dropped inside it, so that no thread
 //! outlives the call. Nothing is written to stdout or stderr: logs go to syslog through
 //! `pam_syslog`, and messages for the user through the PAM conversation.
@@ -15,69 +17,27 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-pub mod account;
-pub mod bus;
-pub mod code;
 mod ffi;
-pub mod flow;
-pub mod handle;
-pub mod home;
-pub mod ops;
-pub mod options;
+mod handle;
 
 use std::ffi::CStr;
 
 use pam::constants::{PamFlag, PamResultCode};
 use pam::module::{PamHandle, PamHooks};
+use pam_homed_core::bus::SystemBus;
+use pam_homed_core::code::Code;
+use pam_homed_core::{Entry, options_for, run_entry};
 
-use crate::bus::SystemBus;
-use crate::code::Code;
-use crate::flow::Hook;
 use crate::handle::LibPam;
-use crate::ops::{PamOps, Priority};
-use crate::options::Options;
 
-/// Which PAM entry point runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Entry {
-    Authenticate,
-    Account,
-    OpenSession,
-    CloseSession,
-    ChangePassword(u32),
+/// For pam-bindings' hooks.
+fn to_pam(code: Code) -> PamResultCode {
+    PamResultCode::try_from(code.as_raw()).unwrap_or(PamResultCode::PAM_SYSTEM_ERR)
 }
 
-/// Reads the options of one call: `$SYSTEMD_HOME_SUSPEND` from the PAM environment, then the
-/// process's (through secure_getenv), then the module arguments, which win.
-pub fn options_for<P: PamOps>(pam: &mut P, args: &[&CStr]) -> Options {
-    let env = pam
-        .getenv("SYSTEMD_HOME_SUSPEND")
-        .or_else(|| pam.secure_env("SYSTEMD_HOME_SUSPEND"));
-    let (options, unknown) = Options::parse(env.as_deref(), args.iter().copied());
-    for arg in unknown {
-        pam.log(
-            Priority::Warning,
-            &format!("Unknown parameter '{arg}', ignoring."),
-        );
-    }
-    options
-}
-
-/// Runs one entry point's logic against a daemon.
-pub async fn run_entry<P: PamOps, H: home::HomeService>(
-    pam: &mut P,
-    home: &H,
-    options: Options,
-    entry: Entry,
-) -> Code {
-    let mut hook = Hook::new(pam, home, options);
-    match entry {
-        Entry::Authenticate => hook.authenticate().await,
-        Entry::Account => hook.account().await,
-        Entry::OpenSession => hook.open_session().await,
-        Entry::CloseSession => hook.close_session().await,
-        Entry::ChangePassword(flags) => hook.change_password(flags).await,
-    }
+/// From pam-bindings' calls.
+fn from_pam(code: PamResultCode) -> Code {
+    Code::from_raw(code as std::ffi::c_int)
 }
 
 /// The module argument that makes a hook panic, in test builds only.
@@ -108,14 +68,13 @@ fn run_hook(pamh: &mut PamHandle, args: &[&CStr], entry: Entry) -> PamResultCode
     }
     let mut pam = LibPam::new(pamh);
     let options = options_for(&mut pam, args);
-    zbus::block_on(async {
+    to_pam(zbus::block_on(async {
         // Created and dropped in here: the connection's work never moves to a helper thread.
         let bus = SystemBus::new();
         let code = run_entry(&mut pam, &bus, options, entry).await;
         drop(bus);
         code
-    })
-    .to_pam()
+    }))
 }
 
 struct PamHomed;
@@ -144,5 +103,21 @@ impl PamHooks for PamHomed {
 
     fn sm_chauthtok(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
         run(pamh, &args, Entry::ChangePassword(flags))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_values_round_trip() {
+        for (i, code) in pam_homed_core::code::ALL.iter().enumerate() {
+            assert_eq!(code.as_raw() as usize, i);
+            assert_eq!(Code::from_raw(code.as_raw()), *code);
+            assert_eq!(Code::from_raw(to_pam(*code) as std::ffi::c_int), *code);
+        }
+        assert_eq!(Code::from_raw(-1), Code::PAM_SYSTEM_ERR);
+        assert_eq!(Code::from_raw(99), Code::PAM_SYSTEM_ERR);
     }
 }

@@ -1,9 +1,7 @@
 //! PAM return codes as a `Copy` type (pam-bindings' `PamResultCode` is neither `Copy` nor
-//! constructible from an integer outside that crate).
+//! constructible from an integer outside that crate); the module's shell converts them.
 
 use std::ffi::c_int;
-
-use pam::constants::PamResultCode;
 
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,7 +41,8 @@ pub enum Code {
     PAM_INCOMPLETE = 31,
 }
 
-const ALL: [Code; 32] = {
+/// Every code, at the index of its value.
+pub const ALL: [Code; 32] = {
     use Code::*;
     [
         PAM_SUCCESS,
@@ -92,32 +91,5 @@ impl Code {
 
     pub fn as_raw(self) -> c_int {
         self as c_int
-    }
-
-    /// For pam-bindings' hooks.
-    pub fn to_pam(self) -> PamResultCode {
-        PamResultCode::try_from(self.as_raw()).unwrap_or(PamResultCode::PAM_SYSTEM_ERR)
-    }
-}
-
-impl From<PamResultCode> for Code {
-    fn from(code: PamResultCode) -> Code {
-        Code::from_raw(code as c_int)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn raw_values_round_trip() {
-        for (i, code) in ALL.iter().enumerate() {
-            assert_eq!(code.as_raw() as usize, i);
-            assert_eq!(Code::from_raw(code.as_raw()), *code);
-            assert_eq!(Code::from(code.to_pam()), *code);
-        }
-        assert_eq!(Code::from_raw(-1), Code::PAM_SYSTEM_ERR);
-        assert_eq!(Code::from_raw(99), Code::PAM_SYSTEM_ERR);
     }
 }

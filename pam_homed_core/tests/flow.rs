@@ -4,12 +4,12 @@
 mod common;
 
 use common::{Call, Conv, FakeHome, FakePam, err, record};
-use pam_homed::code::Code;
-use pam_homed::flow::{PAM_PRELIM_CHECK, PAM_UPDATE_AUTHTOK};
-use pam_homed::home::names;
-use pam_homed::ops::CachedRecord;
-use pam_homed::options::Options;
-use pam_homed::{Entry, run_entry};
+use pam_homed_core::code::Code;
+use pam_homed_core::flow::{PAM_PRELIM_CHECK, PAM_UPDATE_AUTHTOK};
+use pam_homed_core::home::names;
+use pam_homed_core::ops::CachedRecord;
+use pam_homed_core::options::Options;
+use pam_homed_core::{Entry, run_entry};
 
 fn run(pam: &mut FakePam, home: &FakeHome, entry: Entry) -> Code {
     run_with(pam, home, entry, Options::default())
@@ -487,7 +487,7 @@ fn suspend_option_and_environment() {
     ]);
     let mut pam = FakePam::new("tuser", []);
     pam.env.insert("SYSTEMD_HOME_SUSPEND".into(), "1".into());
-    let options = pam_homed::options_for(&mut pam, &[c"debug"]);
+    let options = pam_homed_core::options_for(&mut pam, &[c"debug"]);
     assert!(options.please_suspend && options.debug);
     assert_eq!(
         run_with(&mut pam, &home, Entry::OpenSession, options),
@@ -497,7 +497,7 @@ fn suspend_option_and_environment() {
         pam.env.get("SYSTEMD_HOME_SUSPEND").map(String::as_str),
         Some("1")
     );
-    let options = pam_homed::options_for(&mut pam, &[c"suspend=no", c"bogus"]);
+    let options = pam_homed_core::options_for(&mut pam, &[c"suspend=no", c"bogus"]);
     assert!(!options.please_suspend);
     assert!(pam.logged("Unknown parameter 'bogus', ignoring."));
 }

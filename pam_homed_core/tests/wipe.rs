@@ -16,11 +16,11 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::{Call, Conv, FakeHome, FakePam, err, record};
-use pam_homed::code::Code;
-use pam_homed::flow::{PAM_PRELIM_CHECK, PAM_UPDATE_AUTHTOK};
-use pam_homed::home::names;
-use pam_homed::options::Options;
-use pam_homed::{Entry, run_entry};
+use pam_homed_core::code::Code;
+use pam_homed_core::flow::{PAM_PRELIM_CHECK, PAM_UPDATE_AUTHTOK};
+use pam_homed_core::home::names;
+use pam_homed_core::options::Options;
+use pam_homed_core::{Entry, run_entry};
 
 const MARKER: &[u8] = b"Wipe-marker-Q7Z3";
 

@@ -8,9 +8,9 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
 
-use pam_homed::code::Code;
-use pam_homed::home::{HomeError, HomeService};
-use pam_homed::ops::{CachedRecord, PamOps, Password, Priority};
+use pam_homed_core::code::Code;
+use pam_homed_core::home::{HomeError, HomeService};
+use pam_homed_core::ops::{CachedRecord, PamOps, Password, Priority};
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
