@@ -23,7 +23,7 @@ use super::settings::LuksSettings;
 use super::{LuksError, dm_name, sys};
 use crate::record::UserRecord;
 use crate::signing::TrustedKeys;
-use crate::storage::directory;
+use crate::storage::{directory, walk};
 use crate::wait::wait_until;
 
 /// The owner of a LUKS home's files on disk; activation maps or chowns them to the user.
@@ -472,34 +472,23 @@ fn make_work_dir(path: &Path) -> Result<(), LuksError> {
     fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(io)
 }
 
-/// Changes the owner of everything under `root` that `from` owns to `uid`/`gid` (the fallback
-/// where idmapped mounts are unavailable). Never follows symlinks or leaves the file system.
+/// Changes the owner of everything under `root` that `from` (or the stored owner) owns to
+/// `uid`/`gid` (the fallback where idmapped mounts are unavailable), by descriptor: no symlink
+/// is followed and no other mount entered. The image's file system holds this home alone, so
+/// hard links stay inside it and change owner too.
 fn chown_tree(root: &Path, from: u32, uid: u32, gid: u32) -> Result<(), LuksError> {
-    let dev = fs::symlink_metadata(root)
-        .map_err(|e| LuksError::io(format!("reading {}", root.display()), e))?
-        .dev();
-    let mut stack = vec![root.to_owned()];
-    while let Some(path) = stack.pop() {
-        let meta = fs::symlink_metadata(&path)
-            .map_err(|e| LuksError::io(format!("reading {}", path.display()), e))?;
-        if meta.dev() != dev {
-            continue;
-        }
-        if meta.uid() == from || meta.uid() == STORED_UID {
-            std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(|e| {
-                LuksError::io(format!("changing the owner of {}", path.display()), e)
-            })?;
-        }
-        if meta.is_dir() {
-            let entries = fs::read_dir(&path)
-                .map_err(|e| LuksError::io(format!("listing {}", path.display()), e))?;
-            for entry in entries {
-                let entry = entry.map_err(|e| LuksError::io("listing a folder", e))?;
-                stack.push(entry.path());
-            }
-        }
-    }
-    Ok(())
+    let dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(root)
+        .map_err(|e| LuksError::io(format!("opening {}", root.display()), e))?;
+    walk::chown_tree_of(
+        dir.as_fd(),
+        &[from, STORED_UID],
+        walk::HardLinks::Follow,
+        (uid, gid),
+    )
+    .map_err(|e| LuksError::io(format!("changing the owners under {}", root.display()), e))
 }
 
 /// Locks an active home: syncs its file system, then suspends dm-crypt, which drops the key.

@@ -117,15 +117,37 @@ fn remove_level(dir: BorrowedFd<'_>, mount: u64, depth: usize, busy: &mut bool) 
 /// of other owners stay theirs, and so do files with more than one link: such a file may be a
 /// hard link the user made to a file outside the home, which must not become theirs.
 pub fn chown_tree(dir: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
-    let mount = sys::mount_id(dir)?;
     let from = sys::stat_at(dir, c"")?.st_uid;
-    chown_level(dir, from, (uid, gid), mount, 0)?;
+    chown_tree_of(dir, &[from], HardLinks::Keep, (uid, gid))
+}
+
+/// What [`chown_tree_of`] does with a file that has more than one link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HardLinks {
+    /// Leave it: a link may lead out of the home (a home on a shared file system).
+    Keep,
+    /// Change it like any other: the file system holds this home alone (an image's), so every
+    /// link stays inside it.
+    Follow,
+}
+
+/// Gives `dir` and every entry below it owned by one of `from` to `uid`:`gid`, without following
+/// symlinks or entering other mounts.
+pub fn chown_tree_of(
+    dir: BorrowedFd<'_>,
+    from: &[u32],
+    hard_links: HardLinks,
+    (uid, gid): (u32, u32),
+) -> io::Result<()> {
+    let mount = sys::mount_id(dir)?;
+    chown_level(dir, from, hard_links, (uid, gid), mount, 0)?;
     sys::chown_at(dir, c"", uid, gid)
 }
 
 fn chown_level(
     dir: BorrowedFd<'_>,
-    from: u32,
+    from: &[u32],
+    hard_links: HardLinks,
     (uid, gid): (u32, u32),
     mount: u64,
     depth: usize,
@@ -141,9 +163,17 @@ fn chown_level(
             if sys::mount_id(child.as_fd())? != mount {
                 continue;
             }
-            chown_level(child.as_fd(), from, (uid, gid), mount, depth + 1)?;
+            chown_level(
+                child.as_fd(),
+                from,
+                hard_links,
+                (uid, gid),
+                mount,
+                depth + 1,
+            )?;
         }
-        let ours = st.st_uid == from && (is_dir || st.st_nlink == 1);
+        let single = is_dir || st.st_nlink == 1 || hard_links == HardLinks::Follow;
+        let ours = from.contains(&st.st_uid) && single;
         if ours && (st.st_uid != uid || st.st_gid != gid) {
             sys::chown_at(dir, &name, uid, gid)?;
         }

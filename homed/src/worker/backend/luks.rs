@@ -402,42 +402,30 @@ impl Backend for Luks {
     }
 }
 
-/// Copies the skeleton folder's regular files, folders and symlinks into a new home, owned by
-/// the stored owner (the idmap shows them as the user's).
+/// Copies the skeleton folder into a new home, owned by the stored owner (the idmap shows the
+/// files as the user's), by descriptor, as every tree walk goes (`storage::walk`).
 fn copy_skeleton(from: &Path, to: &Path) -> Result<(), LuksError> {
-    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-    let entries = match std::fs::read_dir(from) {
-        Ok(e) => e,
+    use std::os::fd::AsFd as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let open = |p: &Path| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(p)
+    };
+    let src = match open(from) {
+        Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(LuksError::io(format!("listing {}", from.display()), e)),
+        Err(e) => return Err(LuksError::io(format!("opening {}", from.display()), e)),
     };
-    let owner = |p: &Path| {
-        std::os::unix::fs::lchown(p, Some(home::STORED_UID), Some(home::STORED_UID))
-            .map_err(|e| LuksError::io(format!("setting the owner of {}", p.display()), e))
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| LuksError::io("listing the skeleton", e))?;
-        let src = entry.path();
-        let dst = to.join(entry.file_name());
-        let meta = std::fs::symlink_metadata(&src)
-            .map_err(|e| LuksError::io(format!("reading {}", src.display()), e))?;
-        let io = |e| LuksError::io(format!("copying {}", src.display()), e);
-        if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&src).map_err(io)?;
-            std::os::unix::fs::symlink(target, &dst).map_err(io)?;
-        } else if meta.is_dir() {
-            std::fs::create_dir(&dst).map_err(io)?;
-            copy_skeleton(&src, &dst)?;
-            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
-                .map_err(io)?;
-        } else if meta.is_file() {
-            std::fs::copy(&src, &dst).map_err(io)?;
-        } else {
-            continue;
-        }
-        owner(&dst)?;
-    }
-    Ok(())
+    let dst = open(to).map_err(|e| LuksError::io(format!("opening {}", to.display()), e))?;
+    homed_shared::storage::walk::copy_tree(
+        src.as_fd(),
+        dst.as_fd(),
+        home::STORED_UID,
+        home::STORED_UID,
+    )
+    .map_err(|e| LuksError::io(format!("copying {}", from.display()), e))
 }
 
 /// Runs `work` on the home's LUKS2 header: through the active device-mapper device when the
