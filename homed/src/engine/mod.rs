@@ -37,7 +37,7 @@ use crate::worker::crashpoint::{self, KeyChangeStep};
 use crate::worker::proto::{AddKeys, CreateArgs, HomeSpec, RetireKeys, WorkRequest};
 
 pub use error::{EngineError, EngineResult};
-use refs::{FifoReader, RefKind};
+use refs::{FifoReader, LastReferenceClosed, RefKind};
 use store::RecordStore;
 
 /// A failed secret costs this long (homed's BAD_PASSWORD_DELAY_USEC).
@@ -185,6 +185,8 @@ pub struct Engine {
     keys: Mutex<TrustedKeys>,
     homes: Mutex<BTreeMap<String, Arc<Home>>>,
     worker: Arc<dyn Worker>,
+    /// Hangups of reference FIFOs come back up here (see `ops/login.rs`).
+    ref_events: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<LastReferenceClosed>>,
     generation: Mutex<u64>,
     /// Password hash checks run since start (yescrypt, slow on purpose).
     hash_checks: std::sync::atomic::AtomicUsize,
@@ -218,6 +220,7 @@ impl Engine {
             keys: Mutex::new(keys),
             homes: Mutex::new(BTreeMap::new()),
             worker,
+            ref_events: std::sync::OnceLock::new(),
             generation: Mutex::new(0),
             hash_checks: std::sync::atomic::AtomicUsize::new(0),
             sleep_mode,

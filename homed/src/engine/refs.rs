@@ -1,6 +1,6 @@
 //! Reference FIFOs (homed-spec §4.5): the daemon holds the read end of
 //! `/run/systemd/home/NAME.{please,dont}-suspend`, hands out write ends, and notices when the last
-//! writer closes (POLLHUP on the read end).
+//! writer closes (POLLHUP on the read end), which it reports to the engine as an event.
 
 use std::ffi::CString;
 use std::io;
@@ -128,69 +128,37 @@ impl FifoReader {
     }
 }
 
-use std::sync::Arc;
+/// The last writer of a reference FIFO closed. The engine answers on `keep_watching`: true if a
+/// new reference arrived meanwhile (watch on), false when it dealt with the hangup.
+pub struct LastReferenceClosed {
+    pub home: String,
+    pub kind: RefKind,
+    /// Which watcher of this home and kind reports (a newer one may have replaced it).
+    pub generation: u64,
+    pub keep_watching: tokio::sync::oneshot::Sender<bool>,
+}
 
-use super::{Engine, EngineError, EngineResult, Home, RefSlot, lock};
-
-impl Engine {
-    pub(crate) fn watch_fifo(
-        self: &Arc<Self>,
-        home: &Arc<Home>,
-        kind: RefKind,
-    ) -> std::io::Result<()> {
-        let path = kind.fifo_path(&self.paths.run_dir, &home.name);
-        let reader = Arc::new(open_reader(&path)?);
-        let generation = self.next_generation();
-        let engine = Arc::clone(self);
-        let name = home.name.clone();
-        let watched = reader.clone();
-        let watcher = tokio::spawn(async move {
-            loop {
-                watched.wait_hangup().await;
-                if engine.clone().on_hangup(&name, kind, generation).await {
-                    break;
-                }
+/// Watches `reader` and reports each hangup as an event, until the engine says stop or is gone.
+pub fn watch(
+    reader: std::sync::Arc<FifoReader>,
+    home: String,
+    kind: RefKind,
+    generation: u64,
+    events: tokio::sync::mpsc::UnboundedSender<LastReferenceClosed>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            reader.wait_hangup().await;
+            let (keep_watching, answer) = tokio::sync::oneshot::channel();
+            let event = LastReferenceClosed {
+                home: home.clone(),
+                kind,
+                generation,
+                keep_watching,
+            };
+            if events.send(event).is_err() || answer.await != Ok(true) {
+                return;
             }
-        });
-        let slot = RefSlot {
-            reader,
-            generation,
-            watcher,
-        };
-        let mut d = lock(&home.data);
-        match kind {
-            RefKind::PleaseSuspend => d.please = Some(slot),
-            RefKind::DontSuspend => d.dont = Some(slot),
         }
-        Ok(())
-    }
-
-    pub(crate) fn new_ref(
-        self: &Arc<Self>,
-        home: &Home,
-        please_suspend: bool,
-    ) -> EngineResult<OwnedFd> {
-        let kind = if please_suspend {
-            RefKind::PleaseSuspend
-        } else {
-            RefKind::DontSuspend
-        };
-        let home = self.lookup(&home.name).ok_or_else(|| {
-            EngineError::NoSuchHome(format!("No home for user {} known", home.name))
-        })?;
-        let have = {
-            let d = lock(&home.data);
-            match kind {
-                RefKind::PleaseSuspend => d.please.is_some(),
-                RefKind::DontSuspend => d.dont.is_some(),
-            }
-        };
-        let failed = |e: std::io::Error| {
-            EngineError::Failed(format!("Failed to create the reference FIFO: {e}"))
-        };
-        if !have {
-            self.watch_fifo(&home, kind).map_err(failed)?;
-        }
-        open_writer(&kind.fifo_path(&self.paths.run_dir, &home.name)).map_err(failed)
-    }
+    })
 }

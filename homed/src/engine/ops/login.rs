@@ -283,6 +283,95 @@ impl Engine {
         Ok(())
     }
 
+    /// Where the watchers of reference FIFOs report hangups; the first call starts the one task
+    /// that receives them (it holds the engine weakly, so the engine can go away).
+    fn ref_events(self: &Arc<Self>) -> tokio::sync::mpsc::UnboundedSender<LastReferenceClosed> {
+        self.ref_events
+            .get_or_init(|| {
+                let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+                let engine = Arc::downgrade(self);
+                tokio::spawn(async move {
+                    while let Some(event) = received.recv().await {
+                        let Some(engine) = engine.upgrade() else {
+                            return;
+                        };
+                        // Each hangup in its own task: a lingering home retries for a while.
+                        tokio::spawn(async move {
+                            let LastReferenceClosed {
+                                home,
+                                kind,
+                                generation,
+                                keep_watching,
+                            } = event;
+                            let done = engine.on_hangup(&home, kind, generation).await;
+                            let _ = keep_watching.send(!done);
+                        });
+                    }
+                });
+                events
+            })
+            .clone()
+    }
+
+    /// Opens the read end of a reference FIFO and watches it.
+    pub(crate) fn watch_fifo(
+        self: &Arc<Self>,
+        home: &Arc<Home>,
+        kind: RefKind,
+    ) -> std::io::Result<()> {
+        let path = kind.fifo_path(&self.paths.run_dir, &home.name);
+        let reader = Arc::new(refs::open_reader(&path)?);
+        let generation = self.next_generation();
+        let watcher = refs::watch(
+            reader.clone(),
+            home.name.clone(),
+            kind,
+            generation,
+            self.ref_events(),
+        );
+        let slot = RefSlot {
+            reader,
+            generation,
+            watcher,
+        };
+        let mut d = lock(&home.data);
+        match kind {
+            RefKind::PleaseSuspend => d.please = Some(slot),
+            RefKind::DontSuspend => d.dont = Some(slot),
+        }
+        Ok(())
+    }
+
+    /// A new write end of the home's reference FIFO of this kind, watching it first if needed.
+    pub(crate) fn new_ref(
+        self: &Arc<Self>,
+        home: &Home,
+        please_suspend: bool,
+    ) -> EngineResult<OwnedFd> {
+        let kind = if please_suspend {
+            RefKind::PleaseSuspend
+        } else {
+            RefKind::DontSuspend
+        };
+        let home = self.lookup(&home.name).ok_or_else(|| {
+            EngineError::NoSuchHome(format!("No home for user {} known", home.name))
+        })?;
+        let have = {
+            let d = lock(&home.data);
+            match kind {
+                RefKind::PleaseSuspend => d.please.is_some(),
+                RefKind::DontSuspend => d.dont.is_some(),
+            }
+        };
+        let failed = |e: std::io::Error| {
+            EngineError::Failed(format!("Failed to create the reference FIFO: {e}"))
+        };
+        if !have {
+            self.watch_fifo(&home, kind).map_err(failed)?;
+        }
+        refs::open_writer(&kind.fifo_path(&self.paths.run_dir, &home.name)).map_err(failed)
+    }
+
     /// The last writer of a reference FIFO closed: drop that reference, and when none is left
     /// deactivate the home, retrying every 15 s while it is busy (state `lingering`).
     pub(crate) async fn on_hangup(
@@ -319,7 +408,7 @@ impl Engine {
                         }
                         _ => return true,
                     }
-                    // This task is the slot's watcher: drop the slot without aborting it.
+                    // Dropped, not cancelled: its watcher is waiting for this answer.
                     drop(slot.take());
                     drop(d);
                     let _ = std::fs::remove_file(kind.fifo_path(&self.paths.run_dir, name));
