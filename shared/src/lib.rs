@@ -7,15 +7,12 @@
 pub mod atomic_file;
 pub mod env;
 pub mod json;
-#[cfg(feature = "luks")]
-pub mod luks;
 pub mod nss;
 pub mod password;
 pub mod proto;
 pub mod publish;
 pub mod record;
 pub mod signing;
-pub mod storage;
 pub mod varlink;
 pub mod wait;
 

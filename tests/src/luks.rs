@@ -5,10 +5,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use homed_shared::luks::{LuksSettings, Pbkdf};
 use homed_shared::password::hash_password;
 use homed_shared::signing::{SigningKey, sign_record};
 use homed_shared::{RecordOrigin, UserRecord};
+use homed_storage::luks::{LuksSettings, Pbkdf};
 use secrecy::SecretString;
 
 use crate::world::{fixtures, repo_root};

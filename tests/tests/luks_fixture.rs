@@ -4,9 +4,9 @@
 
 use std::fs;
 
-use homed_shared::luks::{HOME_PARTITION_TYPE, LuksError, LuksImage, read_home_partition};
 use homed_shared::signing::{PublicKey, SignatureCheck, TrustedKeys, check_signature};
 use homed_shared::{RecordOrigin, UserRecord};
+use homed_storage::luks::{HOME_PARTITION_TYPE, LuksError, LuksImage, read_home_partition};
 use homed_tests::luks::{DAVE_PASSWORD, dave_image, enter_world, luks_fixture, scratch, secret};
 
 #[test]

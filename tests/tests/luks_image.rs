@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use homed_shared::luks::{
+use homed_shared::signing::{SignatureCheck, SigningKey, TrustedKeys, check_signature};
+use homed_storage::luks::{
     ImageLayout, LuksError, LuksImage, PasswordChangeStep, read_home_partition,
 };
-use homed_shared::signing::{SignatureCheck, SigningKey, TrustedKeys, check_signature};
 use homed_tests::luks::{enter_world, fast_settings, luks_dump, scratch, secret, signed_record};
 
 const MIB: u64 = 1024 * 1024;

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use homed_shared::UserRecord;
-use homed_shared::luks::{ImageLayout, LuksImage};
 use homed_shared::signing::{SigningKey, sign_record};
+use homed_storage::luks::{ImageLayout, LuksImage};
 use homed_tests::homed::our_homed;
 use homed_tests::luks::{enter_world, fast_settings, scratch, secret, signed_record};
 use serde_json::{Map, Value, json};

@@ -35,12 +35,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use homed_shared::luks::{
-    FsType, ImageLayout, LuksError, LuksImage, LuksSettings, Pbkdf, dm_name, home,
-};
 use homed_shared::password::hash_password;
 use homed_shared::signing::{PublicKey, SigningKey, TrustedKeys, sign_record};
 use homed_shared::{MachineContext, RecordOrigin, UserRecord};
+use homed_storage::luks::{
+    FsType, ImageLayout, LuksError, LuksImage, LuksSettings, Pbkdf, dm_name, home,
+};
 use nix::mount::{MsFlags, mount, umount};
 use secrecy::SecretString;
 

@@ -26,8 +26,8 @@ use homed_shared::password::{hash_password, verify_password};
 use homed_shared::record::HOMED_SERVICE;
 use homed_shared::record::{Secret, check_suitable_for_homed};
 use homed_shared::signing::{TrustVerdict, TrustedKeys, sign_record};
-use homed_shared::storage::is_mount_point;
 use homed_shared::{MachineContext, RecordOrigin, UserRecord};
+use homed_storage::is_mount_point;
 use secrecy::ExposeSecret as _;
 use serde_json::{Map, Value, json};
 

@@ -172,8 +172,7 @@ impl Engine {
             status.insert("diskFree".into(), json!(st.blocks_available() * frsize));
             // The user quota's figure, as homed reads it; none without a quota.
             if let Some(uid) = record.view(&self.machine).uid()
-                && let Some(used) =
-                    homed_shared::storage::disk_usage(&self.image_path(&record), uid)
+                && let Some(used) = homed_storage::disk_usage(&self.image_path(&record), uid)
             {
                 status.insert("diskUsage".into(), json!(used));
             }

@@ -47,7 +47,7 @@ impl Worker for ProcessWorker {
 }
 
 fn io_error(what: &str) -> impl Fn(std::io::Error) -> WorkError + '_ {
-    move |e| WorkError::from(homed_shared::storage::StorageError::io(what, e))
+    move |e| WorkError::from(homed_storage::StorageError::io(what, e))
 }
 
 impl ProcessWorker {

@@ -18,7 +18,7 @@ use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
 
 use homed_shared::record::Secret;
 use homed_shared::signing::TrustedKeys;
-use homed_shared::storage::{StorageError, directory};
+use homed_storage::{StorageError, directory};
 use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
 use zeroize::Zeroizing;
 

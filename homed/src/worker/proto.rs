@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use homed_shared::record::{Secret, Storage};
-use homed_shared::storage::{MountFlags, StorageError};
 use homed_shared::{MachineContext, RecordOrigin, UserRecord};
+use homed_storage::{MountFlags, StorageError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;

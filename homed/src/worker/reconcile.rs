@@ -6,8 +6,8 @@
 //! host record after a signature check of its own; otherwise the activation is refused.
 
 use homed_shared::signing::TrustedKeys;
-use homed_shared::storage::StorageError;
 use homed_shared::{MachineContext, RecordOrigin, UserRecord};
+use homed_storage::StorageError;
 use secrecy::SecretString;
 use serde_json::Value;
 

@@ -4,7 +4,7 @@
 
 use homed_shared::UserRecord;
 use homed_shared::record::Storage;
-use homed_shared::storage::{StorageError, directory};
+use homed_storage::{StorageError, directory};
 use secrecy::SecretString;
 
 use super::{Backend, Capabilities, CopyWrites, Mounted, StorageType};

@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use homed_shared::UserRecord;
-use homed_shared::luks::home::{self, HomeMountFlags};
-use homed_shared::luks::{FsType, LuksContainer, LuksError, LuksSettings, dm_name};
 use homed_shared::record::{RecordView, Storage};
 use homed_shared::signing::TrustedKeys;
-use homed_shared::storage::{StorageError, directory};
+use homed_storage::luks::home::{self, HomeMountFlags};
+use homed_storage::luks::{FsType, LuksContainer, LuksError, LuksSettings, dm_name};
+use homed_storage::{StorageError, directory};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
 
@@ -239,7 +239,7 @@ impl Backend for Luks {
 
     fn deactivate(&self, spec: &HomeSpec) -> Result<(), StorageError> {
         let home_directory = &spec.home_directory;
-        if !homed_shared::storage::is_mount_point(home_directory) {
+        if !homed_storage::is_mount_point(home_directory) {
             return Err(StorageError::new(
                 libc::ENOEXEC,
                 format!("{home_directory} is not mounted"),
@@ -268,8 +268,9 @@ impl Backend for Luks {
         require_keys(keys)?;
         let image_path = PathBuf::from(&spec.image_path);
         let trusted = TrustedKeys::load_from(&spec.key_dirs);
-        let mut image = homed_shared::luks::LuksImage::open(&image_path, Some(&spec.owner()), true)
-            .map_err(StorageError::from)?;
+        let mut image =
+            homed_storage::luks::LuksImage::open(&image_path, Some(&spec.owner()), true)
+                .map_err(StorageError::from)?;
         let found = image
             .inspect(keys, Some(&trusted))
             .map_err(StorageError::from)?;
@@ -419,13 +420,8 @@ fn copy_skeleton(from: &Path, to: &Path) -> Result<(), LuksError> {
         Err(e) => return Err(LuksError::io(format!("opening {}", from.display()), e)),
     };
     let dst = open(to).map_err(|e| LuksError::io(format!("opening {}", to.display()), e))?;
-    homed_shared::storage::walk::copy_tree(
-        src.as_fd(),
-        dst.as_fd(),
-        home::STORED_UID,
-        home::STORED_UID,
-    )
-    .map_err(|e| LuksError::io(format!("copying {}", from.display()), e))
+    homed_storage::walk::copy_tree(src.as_fd(), dst.as_fd(), home::STORED_UID, home::STORED_UID)
+        .map_err(|e| LuksError::io(format!("copying {}", from.display()), e))
 }
 
 /// Runs `work` on the home's LUKS2 header: through the active device-mapper device when the
@@ -460,7 +456,7 @@ fn with_header<T>(
         }
     }
     let mut image =
-        homed_shared::luks::LuksImage::open_file(file, &image_path, Some(&spec.user_name), false)
+        homed_storage::luks::LuksImage::open_file(file, &image_path, Some(&spec.user_name), false)
             .map_err(StorageError::from)?;
     work(image.container()).map_err(StorageError::from)
 }

@@ -9,7 +9,7 @@ mod luks;
 pub use luks::{DISK_SIZE_MAX, DISK_SIZE_MIN};
 
 use homed_shared::record::{RecordView, Storage};
-use homed_shared::storage::StorageError;
+use homed_storage::StorageError;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 

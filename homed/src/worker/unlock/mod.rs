@@ -6,7 +6,7 @@ mod password;
 
 use homed_shared::UserRecord;
 use homed_shared::record::Secret;
-use homed_shared::storage::StorageError;
+use homed_storage::StorageError;
 use secrecy::SecretString;
 
 /// One kind of credential.

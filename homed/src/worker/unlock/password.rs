@@ -2,7 +2,7 @@
 
 use homed_shared::UserRecord;
 use homed_shared::record::Secret;
-use homed_shared::storage::StorageError;
+use homed_storage::StorageError;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::Unlocker;

@@ -1,7 +1,10 @@
-//! Home storage backends (homed-spec §3). Each operation here is meant to run in a worker
-//! process of its own, so a hung mount or a slow copy never blocks the daemon.
+//! Home storage (homed-spec §3): mounts, the one tree walker, directory homes and LUKS2 images.
+//! Each operation here is meant to run in a worker process of its own, so a hung mount or a slow
+//! copy never blocks the daemon. Only the daemon links this crate: the PAM and NSS modules carry
+//! no mount code and no libcryptsetup.
 
 pub mod directory;
+pub mod luks;
 mod sys;
 pub mod walk;
 

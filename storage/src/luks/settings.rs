@@ -6,7 +6,7 @@ use libcryptsetup_rs::consts::vals::CryptKdf;
 use serde_json::Value;
 
 use super::LuksError;
-use crate::record::RecordView;
+use homed_shared::record::RecordView;
 
 /// Password-based key derivation for the keyslots.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,7 +170,7 @@ impl LuksSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{MachineContext, RecordOrigin, UserRecord};
+    use homed_shared::record::{MachineContext, RecordOrigin, UserRecord};
 
     #[test]
     fn defaults_and_record_fields() {

@@ -65,7 +65,7 @@ impl FsType {
             "SYSTEMD_HOME_MOUNT_OPTIONS_{}",
             self.as_str().to_uppercase()
         );
-        if let Some(v) = crate::env::secure_var(&var) {
+        if let Some(v) = homed_shared::env::secure_var(&var) {
             return v;
         }
         match self {
@@ -104,7 +104,7 @@ impl FsType {
             }
         }
         let var = format!("SYSTEMD_HOME_MKFS_OPTIONS_{}", self.as_str().to_uppercase());
-        if let Some(extra) = crate::env::secure_var(&var) {
+        if let Some(extra) = homed_shared::env::secure_var(&var) {
             cmd.args(extra.split_whitespace());
         }
         cmd.arg(device);

@@ -101,9 +101,9 @@ impl LuksError {
     }
 }
 
-impl From<LuksError> for crate::storage::StorageError {
+impl From<LuksError> for crate::StorageError {
     /// For the worker's reply: homed's errno where there is one, EIO otherwise.
     fn from(e: LuksError) -> Self {
-        crate::storage::StorageError::new(e.errno().unwrap_or(libc::EIO), e.to_string())
+        crate::StorageError::new(e.errno().unwrap_or(libc::EIO), e.to_string())
     }
 }

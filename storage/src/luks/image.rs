@@ -15,8 +15,8 @@ use super::gpt::{self, HomePartition};
 use super::loopdev::LoopDevice;
 use super::settings::LuksSettings;
 use super::{LuksError, dm_name};
-use crate::record::UserRecord;
-use crate::signing::TrustedKeys;
+use homed_shared::record::UserRecord;
+use homed_shared::signing::TrustedKeys;
 
 /// The shape of a new image.
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use super::settings::{LuksSettings, Pbkdf};
 use super::sys::{self, RawDevice};
 use super::token::{self, TOKEN_TYPE, TokenCipher};
 use super::{LuksError, METADATA_SIZE, SUBSYSTEM};
-use crate::record::UserRecord;
+use homed_shared::record::UserRecord;
 
 /// LUKS2 has at most 32 tokens.
 const MAX_TOKENS: u32 = 32;

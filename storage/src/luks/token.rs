@@ -15,7 +15,7 @@ use xts_mode::Xts128;
 use zeroize::Zeroizing;
 
 use super::LuksError;
-use crate::record::{RecordOrigin, UserRecord};
+use homed_shared::record::{RecordOrigin, UserRecord};
 
 /// The LUKS2 token type homed stores the record under.
 pub const TOKEN_TYPE: &str = "systemd-homed";

@@ -21,10 +21,10 @@ use super::image::{ImageLayout, LuksImage};
 pub use super::private_mounts::PrivateMounts;
 use super::settings::LuksSettings;
 use super::{LuksError, dm_name, sys};
-use crate::record::UserRecord;
-use crate::signing::TrustedKeys;
-use crate::storage::{directory, walk};
-use crate::wait::wait_until;
+use crate::{directory, walk};
+use homed_shared::record::UserRecord;
+use homed_shared::signing::TrustedKeys;
+use homed_shared::wait::wait_until;
 
 /// The owner of a LUKS home's files on disk; activation maps or chowns them to the user.
 pub const STORED_UID: u32 = 65534;
@@ -434,7 +434,7 @@ pub fn activate(req: &ActivateRequest<'_>) -> Result<Activated, LuksError> {
 /// and `nobody` keeps its ID, the stored owner becomes the user. `None` when the two IDs are
 /// not a home-range ID or 65534 (then the simple map would not be one-to-one).
 fn id_map(stored: u32, target: u32) -> Option<String> {
-    use crate::record::{HOME_UID_MAX, HOME_UID_MIN};
+    use homed_shared::record::{HOME_UID_MAX, HOME_UID_MIN};
     let fits = |id: u32| (HOME_UID_MIN..=HOME_UID_MAX).contains(&id) || id == STORED_UID;
     if stored == target || !fits(stored) || !fits(target) {
         return None;
