@@ -28,11 +28,13 @@ value() { grep "bench $1 " "$lines" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k &
     echo
     echo "$(date -u +%Y-%m-%d), $(nproc) cores, qemu TCG, Debian's kernel $(ls "${HOMED_VM_CACHE:-/var/cache/homed-vm}" 2>/dev/null | sed -n 's/^linux-image-\([0-9.]*-[0-9]*-amd64\)$/\1/p' | head -1), one Debian 12 guest per"
     echo "round with both daemons (release build of ours), $rounds rounds, medians in ms; lower ratio is better."
-    echo "64 MiB ext4 home, PBKDF2 at 1 ms, driven by each daemon's own homectl."
+    echo "64 MiB ext4 home, PBKDF2 at 1 ms, driven by each daemon's own homectl. activate-newer is an"
+    echo "activation that finds the image's embedded record newer than the host record (the host"
+    echo "record from before an update put back while the daemon was stopped): it adopts the newer copy."
     echo
     echo "| operation | systemd-homed 252 | homed | ratio |"
     echo "|---|---:|---:|---:|"
-    for op in create activate lock unlock deactivate; do
+    for op in create activate lock unlock deactivate activate-newer; do
         a=$(value ourdaemon "$op")
         b=$(value homed252 "$op")
         if [[ $a =~ ^[0-9]+$ && $b =~ ^[0-9]+$ && $b -gt 0 ]]; then

@@ -65,7 +65,19 @@ t=$(now_ms)
 PASSWORD=Bench-pw-1 timeout 60 homectl unlock benchuser && unlock=$(($(now_ms) - t))
 t=$(now_ms)
 timeout 60 homectl deactivate benchuser && deactivate=$(($(now_ms) - t))
-echo "  | bench homed252 create=${create:-x} activate=${activate:-x} lock=${lock:-x} unlock=${unlock:-x} deactivate=${deactivate:-x}"
+# An activation that finds the image's embedded record newer than the host's: the host record
+# from before an update is put back while the daemon is stopped.
+stale=$(mktemp)
+cp /var/lib/systemd/home/benchuser.identity "$stale"
+PASSWORD=Bench-pw-1 timeout 120 homectl update benchuser --real-name="Bench Newer" > /dev/null 2>&1
+systemctl stop systemd-homed.service
+cp "$stale" /var/lib/systemd/home/benchuser.identity
+systemctl start systemd-homed.service
+t=$(now_ms)
+PASSWORD=Bench-pw-1 timeout 120 homectl activate benchuser && activate_newer=$(($(now_ms) - t))
+adopted=$(homectl inspect benchuser 2>/dev/null | grep -c "Real Name: Bench Newer" || true)
+timeout 60 homectl deactivate benchuser > /dev/null 2>&1
+echo "  | bench homed252 create=${create:-x} activate=${activate:-x} lock=${lock:-x} unlock=${unlock:-x} deactivate=${deactivate:-x} activate-newer=${activate_newer:-x} adopted=${adopted:-x}"
 
 # The same commands on our daemon and homectl, in this boot: systemd-homed stopped, our homed on
 # the same system bus and state folder (it finds 252's homes there and leaves them be).
@@ -73,15 +85,19 @@ bench_ours() {
     ours=/xfer/ours
     [ -x $ours/homed ] || { echo "  | bench ourdaemon: no binaries on the transfer disk"; return; }
     systemctl stop systemd-homed.service
-    $ours/homed > /xfer/ours-homed.log 2>&1 &
-    pid=$!
-    i=0
-    until busctl --system status org.freedesktop.home1 > /dev/null 2>&1; do
-        i=$((i + 1))
-        [ $i -gt 300 ] && { echo "  | bench ourdaemon: homed did not take the bus name"; kill $pid; return; }
-        sleep 0.1
-    done
-    unset create activate lock unlock deactivate
+    start_ours() {
+        $ours/homed >> /xfer/ours-homed.log 2>&1 &
+        pid=$!
+        i=0
+        until busctl --system status org.freedesktop.home1 > /dev/null 2>&1; do
+            i=$((i + 1))
+            [ $i -gt 300 ] && { echo "  | bench ourdaemon: homed did not take the bus name"; kill $pid; return 1; }
+            sleep 0.1
+        done
+    }
+    : > /xfer/ours-homed.log
+    start_ours || return
+    unset create activate lock unlock deactivate activate_newer adopted
     t=$(now_ms)
     NEWPASSWORD=Bench-pw-2 timeout 300 $ours/homectl create benchours --storage=luks --disk-size=64M \
         --fs-type=ext4 --enforce-password-policy=no --luks-pbkdf-type=pbkdf2 \
@@ -94,7 +110,16 @@ bench_ours() {
     PASSWORD=Bench-pw-2 timeout 60 $ours/homectl unlock benchours && unlock=$(($(now_ms) - t))
     t=$(now_ms)
     timeout 60 $ours/homectl deactivate benchours && deactivate=$(($(now_ms) - t))
-    echo "  | bench ourdaemon create=${create:-x} activate=${activate:-x} lock=${lock:-x} unlock=${unlock:-x} deactivate=${deactivate:-x}"
+    cp /var/lib/systemd/home/benchours.identity "$stale"
+    PASSWORD=Bench-pw-2 timeout 120 $ours/homectl update benchours --real-name="Bench Newer" > /dev/null 2>&1
+    kill $pid; wait $pid || true
+    cp "$stale" /var/lib/systemd/home/benchours.identity
+    start_ours || return
+    t=$(now_ms)
+    PASSWORD=Bench-pw-2 timeout 120 $ours/homectl activate benchours && activate_newer=$(($(now_ms) - t))
+    adopted=$($ours/homectl inspect benchours 2>/dev/null | grep -c "Real Name: Bench Newer" || true)
+    timeout 60 $ours/homectl deactivate benchours > /dev/null 2>&1
+    echo "  | bench ourdaemon create=${create:-x} activate=${activate:-x} lock=${lock:-x} unlock=${unlock:-x} deactivate=${deactivate:-x} activate-newer=${activate_newer:-x} adopted=${adopted:-x}"
     [ -n "$deactivate" ] || tail -n 10 /xfer/ours-homed.log | sed 's/^/  |   homed: /'
     kill $pid
 }

@@ -40,7 +40,8 @@ fn from_pam(code: PamResultCode) -> Code {
     Code::from_raw(code as std::ffi::c_int)
 }
 
-/// The module argument that makes a hook panic, in test builds only.
+/// The module argument that makes a hook panic, in test builds only (debug, or the `test-hooks`
+/// feature).
 pub const TEST_PANIC_ARG: &str = "test-panic";
 
 /// This library carries its own copy of std, so the hook covers only panics inside the module:
@@ -58,7 +59,7 @@ fn run(pamh: &mut PamHandle, args: &[&CStr], entry: Entry) -> PamResultCode {
 }
 
 fn run_hook(pamh: &mut PamHandle, args: &[&CStr], entry: Entry) -> PamResultCode {
-    #[cfg(debug_assertions)]
+    #[cfg(any(debug_assertions, feature = "test-hooks"))]
     #[allow(clippy::panic)]
     if args
         .iter()

@@ -11,7 +11,8 @@
 //!   on the world's tmpfs in which `pam_homed.so` is replaced by `pam_systemd_home.so`);
 //! - the examples name the module `pam_homed.so`, which libpam looks up in its module folder:
 //!   the world gets a copy of that folder on its tmpfs with `target/<profile>/libpam_homed.so`
-//!   added as `pam_homed.so`, bind-mounted over the real one;
+//!   (`target/test-hooks/release/` in release builds, see `built`) added as `pam_homed.so`,
+//!   bind-mounted over the real one;
 //! - `/etc/passwd`, `/etc/shadow` and `/etc/group` are replaced by copies with one more user,
 //!   `classic`, whom only pam_unix knows;
 //! - `/dev` is replaced by a small tmpfs with the host's basic device nodes bound in, so that a
@@ -100,27 +101,42 @@ pub fn profile_dir() -> PathBuf {
 /// `cargo build -p PACKAGE` (once per test binary and package) and the path of `artifact` in
 /// this profile's folder: `cargo test` builds the rlib of a cdylib crate for the tests but not
 /// the cdylib, and a stale artifact would test old code.
+///
+/// With `test_hooks`, a release build is made with the package's `test-hooks` feature into a
+/// folder of its own (`target/test-hooks/release/`), so that the release artifact that gets
+/// installed stays without the hooks; debug builds always have them.
 fn built(
     lock: &'static OnceLock<Result<PathBuf, String>>,
     package: &str,
     artifact: &str,
+    test_hooks: bool,
 ) -> PathBuf {
     let built = lock.get_or_init(|| {
         let profile = profile_dir();
-        let path = profile.join(artifact);
+        let release = profile.file_name().is_some_and(|n| n == "release");
+        let mut target_dir = profile.parent().map(Path::to_path_buf).unwrap_or_default();
+        let hooked = release && test_hooks;
+        if hooked {
+            target_dir.push("test-hooks");
+        }
+        let path = target_dir
+            .join(if release { "release" } else { "debug" })
+            .join(artifact);
         if std::env::var_os(INSIDE).is_some() {
             // Inside the world the outer run has built it already.
             return Ok(path);
         }
-        let target_dir = profile.parent().map(Path::to_path_buf).unwrap_or_default();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
         build
             .args(["build", "-p", package, "--target-dir"])
             .arg(&target_dir)
             .current_dir(repo_root());
-        if profile.file_name().is_some_and(|n| n == "release") {
+        if release {
             build.arg("--release");
+        }
+        if hooked {
+            build.args(["--features", "test-hooks"]);
         }
         match build.output() {
             Ok(out) if out.status.success() && path.is_file() => Ok(path),
@@ -137,16 +153,17 @@ fn built(
     }
 }
 
-/// `target/<profile>/libpam_homed.so`, freshly built.
+/// `target/<profile>/libpam_homed.so` (release: `target/test-hooks/release/`, with the forced
+/// panic of `test-panic`), freshly built.
 pub fn built_module() -> PathBuf {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    built(&BUILT, "pam_homed", "libpam_homed.so")
+    built(&BUILT, "pam_homed", "libpam_homed.so", true)
 }
 
 /// `target/<profile>/homed`, freshly built.
 pub fn built_daemon() -> PathBuf {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    built(&BUILT, "homed", "homed")
+    built(&BUILT, "homed", "homed", false)
 }
 
 /// Runs `body` inside a world with `daemon` and `module`. Outside the world this starts

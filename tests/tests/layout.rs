@@ -54,7 +54,10 @@ fn modules_and_cli_link_no_storage_code() {
         "the daemon is what links the storage crate; Cargo.lock was not read right"
     );
     for package in ["pam_homed", "pam_homed_core", "nss_homed", "homectl"] {
-        assert!(graph.contains_key(package), "{package} is not in Cargo.lock");
+        assert!(
+            graph.contains_key(package),
+            "{package} is not in Cargo.lock"
+        );
         let deps = reachable(&graph, package);
         for storage in ["homed-storage", "libcryptsetup-rs", "libcryptsetup-rs-sys"] {
             assert!(!deps.contains(storage), "{package} depends on {storage}");
