@@ -70,12 +70,16 @@ timeout 60 homectl deactivate benchuser && deactivate=$(($(now_ms) - t))
 stale=$(mktemp)
 cp /var/lib/systemd/home/benchuser.identity "$stale"
 PASSWORD=Bench-pw-1 timeout 120 homectl update benchuser --real-name="Bench Newer" > /dev/null 2>&1
+# An activation writes the updated record into the image (ours does it only then).
+PASSWORD=Bench-pw-1 timeout 120 homectl activate benchuser > /dev/null 2>&1
+timeout 60 homectl deactivate benchuser > /dev/null 2>&1
 systemctl stop systemd-homed.service
 cp "$stale" /var/lib/systemd/home/benchuser.identity
 systemctl start systemd-homed.service
 t=$(now_ms)
 PASSWORD=Bench-pw-1 timeout 120 homectl activate benchuser && activate_newer=$(($(now_ms) - t))
 adopted=$(homectl inspect benchuser 2>/dev/null | grep -c "Real Name: Bench Newer" || true)
+[ "$adopted" = 1 ] || activate_newer=x
 timeout 60 homectl deactivate benchuser > /dev/null 2>&1
 echo "  | bench homed252 create=${create:-x} activate=${activate:-x} lock=${lock:-x} unlock=${unlock:-x} deactivate=${deactivate:-x} activate-newer=${activate_newer:-x} adopted=${adopted:-x}"
 
@@ -112,12 +116,15 @@ bench_ours() {
     timeout 60 $ours/homectl deactivate benchours && deactivate=$(($(now_ms) - t))
     cp /var/lib/systemd/home/benchours.identity "$stale"
     PASSWORD=Bench-pw-2 timeout 120 $ours/homectl update benchours --real-name="Bench Newer" > /dev/null 2>&1
+    PASSWORD=Bench-pw-2 timeout 120 $ours/homectl activate benchours > /dev/null 2>&1
+    timeout 60 $ours/homectl deactivate benchours > /dev/null 2>&1
     kill $pid; wait $pid || true
     cp "$stale" /var/lib/systemd/home/benchours.identity
     start_ours || return
     t=$(now_ms)
     PASSWORD=Bench-pw-2 timeout 120 $ours/homectl activate benchours && activate_newer=$(($(now_ms) - t))
     adopted=$($ours/homectl inspect benchours 2>/dev/null | grep -c "Real Name: Bench Newer" || true)
+    [ "$adopted" = 1 ] || activate_newer=x
     timeout 60 $ours/homectl deactivate benchours > /dev/null 2>&1
     echo "  | bench ourdaemon create=${create:-x} activate=${activate:-x} lock=${lock:-x} unlock=${unlock:-x} deactivate=${deactivate:-x} activate-newer=${activate_newer:-x} adopted=${adopted:-x}"
     [ -n "$deactivate" ] || tail -n 10 /xfer/ours-homed.log | sed 's/^/  |   homed: /'
