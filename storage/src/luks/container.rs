@@ -318,6 +318,57 @@ impl LuksContainer {
             .map_err(|e| crypt_error("adding a LUKS2 keyslot", e))
     }
 
+    /// Adds one keyslot per password, bound to `volume_key`. On an error the keyslots added so
+    /// far are wiped again: a change that did not happen leaves no keyslot behind. Returns the
+    /// new slots. The first step of every password change.
+    pub fn add_passwords(
+        &mut self,
+        volume_key: &VolumeKey,
+        passwords: &[SecretString],
+        pbkdf: &Pbkdf,
+    ) -> Result<Vec<u32>, LuksError> {
+        let mut added = Vec::new();
+        for password in passwords {
+            match self.add_password(volume_key, password, pbkdf) {
+                Ok(slot) => added.push(slot),
+                Err(e) => {
+                    for slot in added {
+                        let _ = self.remove_keyslot(slot);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(added)
+    }
+
+    /// Wipes the keyslots of `retire` that are still there, once every keyslot of `keep` is
+    /// found active (never leave a header that nothing opens). `before_each` runs before each
+    /// wipe; an error from it stops there. The last step of every password change.
+    pub fn retire_keyslots(
+        &mut self,
+        retire: &[u32],
+        keep: &[u32],
+        mut before_each: impl FnMut(u32) -> Result<(), LuksError>,
+    ) -> Result<(), LuksError> {
+        if keep.is_empty() || keep.iter().any(|s| retire.contains(s)) {
+            return Err(LuksError::Refused(
+                "the keyslots to remove and to keep overlap".into(),
+            ));
+        }
+        let active = self.active_keyslots()?;
+        if let Some(missing) = keep.iter().find(|s| !active.contains(s)) {
+            return Err(LuksError::Refused(format!(
+                "keyslot {missing} of the new password is gone"
+            )));
+        }
+        for slot in retire.iter().filter(|s| active.contains(s)) {
+            before_each(*slot)?;
+            self.remove_keyslot(*slot)?;
+        }
+        Ok(())
+    }
+
     /// Wipes one keyslot.
     pub fn remove_keyslot(&mut self, slot: u32) -> Result<(), LuksError> {
         sys::clear_last_error();

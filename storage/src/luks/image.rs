@@ -238,7 +238,8 @@ impl LuksImage {
         Ok(record)
     }
 
-    /// Replaces the passwords: keyslots for `new_passwords` are added first, then the header
+    /// Replaces the passwords in one go, from the same steps as the daemon's two-phase change
+    /// (AddKeys, RetireKeys): keyslots for `new_passwords` are added first, then the header
     /// token gets `record`, then the keyslots that existed before are wiped. `checkpoint` runs
     /// at each [`PasswordChangeStep`]; an error from it stops the change right there (tests use
     /// it to simulate a crash).
@@ -258,17 +259,16 @@ impl LuksImage {
         self.container.verify_volume_key(volume_key)?;
         let old_slots = self.container.active_keyslots()?;
         checkpoint(PasswordChangeStep::BeforeNewKeyslots)?;
-        for password in new_passwords {
-            self.container
-                .add_password(volume_key, password, &settings.pbkdf)?;
-        }
+        let new_slots = self
+            .container
+            .add_passwords(volume_key, new_passwords, &settings.pbkdf)?;
         checkpoint(PasswordChangeStep::AfterNewKeyslots)?;
         self.container.set_token_record(volume_key, record)?;
         checkpoint(PasswordChangeStep::AfterTokenUpdate)?;
-        for slot in old_slots {
-            checkpoint(PasswordChangeStep::BeforeRemoveKeyslot(slot))?;
-            self.container.remove_keyslot(slot)?;
-        }
+        self.container
+            .retire_keyslots(&old_slots, &new_slots, |slot| {
+                checkpoint(PasswordChangeStep::BeforeRemoveKeyslot(slot))
+            })?;
         checkpoint(PasswordChangeStep::AfterOldKeyslotsRemoved)
     }
 

@@ -326,19 +326,7 @@ impl Backend for Luks {
         let (old_slots, new_slots) = with_header(spec, |container| {
             let (volume_key, _) = container.volume_key(old)?;
             let old_slots = container.active_keyslots()?;
-            let mut new_slots = Vec::new();
-            for password in new {
-                match container.add_password(&volume_key, password, &settings.pbkdf) {
-                    Ok(slot) => new_slots.push(slot),
-                    Err(e) => {
-                        // Leave no keyslot of a change that did not happen.
-                        for slot in new_slots {
-                            let _ = container.remove_keyslot(slot);
-                        }
-                        return Err(e);
-                    }
-                }
-            }
+            let new_slots = container.add_passwords(&volume_key, new, &settings.pbkdf)?;
             Ok((old_slots, new_slots))
         })?;
         crashpoint::reached(KeyChangeStep::AfterNewKeyslot);
@@ -358,13 +346,6 @@ impl Backend for Luks {
         let (record, machine) = spec.host_record()?;
         let settings = LuksSettings::from_view(&record.view(&machine));
         require_keys(keys)?;
-        let (retire, keep) = (&args.old_keyslots, &args.new_keyslots);
-        if keep.is_empty() || keep.iter().any(|s| retire.contains(s)) {
-            return Err(StorageError::new(
-                libc::EINVAL,
-                "the keyslots to remove and to keep overlap",
-            ));
-        }
         let (uid, gid) = spec.ids()?;
         let embedded = record.embedded_copy();
         let identity = embedded.to_pretty_string();
@@ -374,15 +355,7 @@ impl Backend for Luks {
         // the record in the header and ~/.identity are brought forward by the next activation.
         let volume_key = with_header(spec, |container| {
             let (volume_key, _) = container.volume_key(keys)?;
-            let active = container.active_keyslots()?;
-            if let Some(missing) = keep.iter().find(|s| !active.contains(s)) {
-                return Err(LuksError::Refused(format!(
-                    "keyslot {missing} of the new password is gone"
-                )));
-            }
-            for slot in retire.iter().filter(|s| active.contains(s)) {
-                container.remove_keyslot(*slot)?;
-            }
+            container.retire_keyslots(&args.old_keyslots, &args.new_keyslots, |_| Ok(()))?;
             Ok(volume_key)
         })?;
         crashpoint::reached(KeyChangeStep::AfterOldKeyslotRemoved);
