@@ -1,7 +1,10 @@
 //! Who may do what (DESIGN contract 3, v252's table), and the rules every record must pass
 //! before the daemon acts on it.
 
-use super::*;
+use homed_shared::UserRecord;
+use homed_shared::record::check_suitable_for_homed;
+
+use crate::engine::{Caller, Engine, EngineError, EngineResult, Home};
 
 /// Which object a call came through, where v252's rules differ by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,8 +2,14 @@
 //! counters (one host-record write per attempt) and the bad-password delay. Every method that
 //! checks a secret goes through here, fixation included.
 
-use super::*;
+use homed_shared::UserRecord;
+use homed_shared::password::verify_password;
+use homed_shared::record::Secret;
 use homed_shared::record::policy;
+use secrecy::ExposeSecret as _;
+use serde_json::{Map, Value, json};
+
+use crate::engine::{BAD_PASSWORD_DELAY, Engine, EngineError, EngineResult, Home, now_usec};
 
 /// A failure that must cost the bad-password delay before it is reported.
 pub(crate) struct Delayed(pub(crate) EngineError);

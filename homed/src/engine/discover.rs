@@ -1,7 +1,14 @@
 //! Homes found in the home root without a host record, and active homes picked up again after
 //! a restart.
 
-use super::*;
+use std::sync::{Arc, Mutex};
+
+use homed_shared::{RecordOrigin, UserRecord};
+use serde_json::{Map, Value, json};
+
+use crate::engine::refs::RefKind;
+use crate::engine::{Engine, Home, HomeData, lock, refs, uid};
+use crate::worker::backend;
 
 impl Engine {
     /// Discovery (homed-spec §3.1): `/home/NAME.homedir` directories and `/home/NAME.home`

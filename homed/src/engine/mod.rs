@@ -22,22 +22,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use homed_shared::password::{hash_password, verify_password};
-use homed_shared::record::HOMED_SERVICE;
-use homed_shared::record::{Secret, check_suitable_for_homed};
-use homed_shared::signing::{TrustVerdict, TrustedKeys, sign_record};
-use homed_shared::{MachineContext, RecordOrigin, UserRecord};
-use homed_storage::is_mount_point;
-use secrecy::ExposeSecret as _;
-use serde_json::{Map, Value, json};
+use homed_shared::signing::{TrustVerdict, TrustedKeys};
+use homed_shared::{MachineContext, UserRecord};
 
-use crate::worker::backend::{self, Capabilities, StorageType};
-use crate::worker::client::{WorkOutput, Worker};
-use crate::worker::crashpoint::{self, KeyChangeStep};
-use crate::worker::proto::{AddKeys, CreateArgs, HomeSpec, RetireKeys, WorkRequest};
+use crate::worker::client::Worker;
 
 pub use error::{EngineError, EngineResult};
-use refs::{FifoReader, LastReferenceClosed, RefKind};
+use refs::{FifoReader, LastReferenceClosed};
 use store::RecordStore;
 
 /// A failed secret costs this long (homed's BAD_PASSWORD_DELAY_USEC).
@@ -50,7 +41,6 @@ const MAX_NEW_PASSWORDS: usize = 4;
 pub const RETRY_DEACTIVATE: Duration = Duration::from_secs(15);
 /// At most this many operations may wait on one home.
 const MAX_PENDING: usize = 100;
-use crate::worker::backend::{DISK_SIZE_MAX, DISK_SIZE_MIN};
 
 /// At most this many homes.
 const HOME_USERS_MAX: usize = 500;

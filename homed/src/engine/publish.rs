@@ -1,6 +1,8 @@
 //! Publication of the resolved records for nss_homed (DESIGN contract 5).
 
-use super::*;
+use homed_shared::UserRecord;
+
+use crate::engine::{Engine, Home, lock};
 
 impl Engine {
     /// Publishes the resolved record of `home` for nss_homed (DESIGN.md contract 5), signed with

@@ -1,6 +1,9 @@
 //! Host records as the engine keeps them: saved whole, and the persisted status fields.
 
-use super::*;
+use homed_shared::UserRecord;
+use serde_json::{Map, Value};
+
+use crate::engine::{Engine, EngineError, EngineResult, Home, PERSISTED_STATUS, lock};
 
 impl Engine {
     /// This machine's entry of the record's status section.

@@ -1,6 +1,10 @@
 //! The homes the daemon knows, and the per-home operation queue.
 
-use super::*;
+use std::sync::{Arc, Mutex};
+
+use homed_shared::UserRecord;
+
+use crate::engine::{Caller, Engine, EngineError, EngineResult, Home, HomeData, MAX_PENDING, lock};
 
 impl Engine {
     pub(crate) fn insert_home(&self, record: UserRecord, signed_locally: bool) -> Arc<Home> {

@@ -1,7 +1,15 @@
 //! The one builder of worker requests: a home's paths, IDs, storage type and mount flags, from
 //! its record and this machine's binding.
 
-use super::*;
+use homed_shared::UserRecord;
+use homed_shared::record::Secret;
+use serde_json::Value;
+
+use crate::engine::{Engine, EngineError, EngineResult, Home};
+use crate::worker::backend;
+use crate::worker::backend::{Capabilities, StorageType};
+use crate::worker::client::WorkOutput;
+use crate::worker::proto::{HomeSpec, WorkRequest};
 
 impl Engine {
     pub(crate) fn home_directory(&self, record: &UserRecord) -> String {

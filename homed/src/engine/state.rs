@@ -1,7 +1,13 @@
 //! A home's state (homed-spec §4.6), derived in one place, and what ListHomes and the served
 //! record show of it.
 
-use super::*;
+use homed_shared::UserRecord;
+use homed_shared::record::HOMED_SERVICE;
+use homed_storage::is_mount_point;
+use serde_json::{Value, json};
+
+use crate::engine::{Caller, Engine, Home, lock};
+use crate::worker::backend::{DISK_SIZE_MAX, DISK_SIZE_MIN};
 
 /// A home's state, as homed names it on the bus and in `homectl list`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,9 @@
 //! The local signing key and the trusted keys: signing and checking records.
 
-use super::*;
+use homed_shared::UserRecord;
+use homed_shared::signing::{TrustVerdict, sign_record};
+
+use crate::engine::{Engine, EngineError, EngineResult, lock};
 
 impl Engine {
     pub(crate) fn ensure_local_key(&self) -> EngineResult<()> {

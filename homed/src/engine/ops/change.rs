@@ -1,7 +1,19 @@
 //! Changing a home: its record (update) and its passwords, with one order of steps for every
 //! backend.
 
-use crate::engine::*;
+use homed_shared::UserRecord;
+use homed_shared::password::hash_password;
+use homed_shared::record::{Secret, check_suitable_for_homed};
+use secrecy::ExposeSecret as _;
+use serde_json::{Map, Value, json};
+
+use crate::engine::{
+    AuthError, Caller, Delayed, Engine, EngineError, EngineResult, Home, MAX_NEW_PASSWORDS,
+    Operation, lock, now_usec, owned_passwords, reported,
+};
+use crate::worker::crashpoint;
+use crate::worker::crashpoint::KeyChangeStep;
+use crate::worker::proto::{AddKeys, RetireKeys, WorkRequest};
 
 impl Engine {
     /// Writes the embedded copy of the host record into the home.

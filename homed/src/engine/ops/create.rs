@@ -1,7 +1,16 @@
 //! New homes: create (record and storage), register (record only), realize (storage for a
 //! registered record).
 
-use crate::engine::*;
+use std::sync::Arc;
+
+use homed_shared::record::{Secret, check_suitable_for_homed};
+use homed_shared::{RecordOrigin, UserRecord};
+use serde_json::{Map, json};
+
+use crate::engine::{
+    Caller, Engine, EngineError, EngineResult, HOME_USERS_MAX, Home, lock, reported, uid,
+};
+use crate::worker::proto::{CreateArgs, WorkRequest};
 
 impl Engine {
     pub(crate) fn parse_request(text: &str) -> EngineResult<(UserRecord, Secret)> {

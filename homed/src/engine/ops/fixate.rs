@@ -1,6 +1,15 @@
 //! Fixation: a found home's own record becomes its host record.
 
-use crate::engine::*;
+use homed_shared::record::Secret;
+use homed_shared::signing::TrustVerdict;
+use homed_shared::{RecordOrigin, UserRecord};
+use serde_json::Value;
+
+use crate::engine::{
+    AuthError, Caller, Delayed, Engine, EngineError, EngineResult, Home, Operation,
+    PERSISTED_STATUS, RateLimitCount, count_outcome, lock, reported,
+};
+use crate::worker::proto::WorkRequest;
 
 impl Engine {
     /// Makes an unfixated home's own record the host record (homed's fixation), once its

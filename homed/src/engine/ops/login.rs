@@ -1,7 +1,19 @@
 //! Logging in and out: authenticate, activate, acquire a reference, release, deactivate, and
 //! the deactivation when the last reference closes (retried while the home is busy).
 
-use crate::engine::*;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use homed_shared::record::Secret;
+use homed_shared::signing::TrustVerdict;
+use homed_shared::{RecordOrigin, UserRecord};
+
+use crate::engine::refs::{LastReferenceClosed, RefKind};
+use crate::engine::{
+    AuthError, Caller, Delayed, Engine, EngineError, EngineResult, Home, HomeState, Operation,
+    RETRY_DEACTIVATE, RefSlot, Via, access, lock, refs, reported,
+};
+use crate::worker::proto::WorkRequest;
 
 impl Engine {
     /// AuthenticateHome.

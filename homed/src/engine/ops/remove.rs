@@ -1,6 +1,8 @@
 //! Removing a home, or only forgetting its record.
 
-use crate::engine::*;
+use crate::engine::refs::RefKind;
+use crate::engine::{Caller, Engine, EngineError, EngineResult, Home, Operation, lock};
+use crate::worker::proto::WorkRequest;
 
 impl Engine {
     /// RemoveHome.

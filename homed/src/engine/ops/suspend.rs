@@ -1,6 +1,11 @@
 //! Suspend: lock and unlock homes whose storage can take its key out of memory.
 
-use crate::engine::*;
+use homed_shared::record::Secret;
+
+use crate::engine::{
+    AuthError, Caller, Delayed, Engine, EngineError, EngineResult, Home, Operation, lock, reported,
+};
+use crate::worker::proto::WorkRequest;
 
 impl Engine {
     /// LockAllHomes: locks every home whose references all asked for suspend. A directory home
