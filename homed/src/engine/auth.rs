@@ -72,6 +72,17 @@ pub(crate) async fn reported<T>(result: Result<T, AuthError>) -> EngineResult<T>
     }
 }
 
+/// [`reported`], with the home's operation (`guard`) held until any delay is over: failed
+/// guesses at one home take their turn, however many callers send them at once.
+pub(crate) async fn reported_holding<T, G>(
+    guard: G,
+    result: Result<T, AuthError>,
+) -> EngineResult<T> {
+    let result = reported(result).await;
+    drop(guard);
+    result
+}
+
 impl Engine {
     /// How many password hash checks the engine ran since start.
     #[cfg(test)]

@@ -164,7 +164,7 @@ pub enum SleepMode {
 
 pub use access::Via;
 pub(crate) use auth::{
-    AuthError, Delayed, RateLimitCount, count_outcome, owned_passwords, reported,
+    AuthError, Delayed, RateLimitCount, count_outcome, owned_passwords, reported, reported_holding,
 };
 pub use state::{HomeState, Operation};
 

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::engine::{
     AuthError, Caller, Delayed, Engine, EngineError, EngineResult, Home, MAX_NEW_PASSWORDS,
-    Operation, lock, now_usec, owned_passwords, reported,
+    Operation, lock, now_usec, owned_passwords, reported_holding,
 };
 use crate::worker::crashpoint;
 use crate::worker::crashpoint::KeyChangeStep;
@@ -111,11 +111,7 @@ impl Engine {
             Ok(())
         }
         .await;
-        // The bad-password delay runs while the home's operation is still held: failed
-        // guesses at one home take their turn, however many callers send them at once.
-        let result = reported(result).await;
-        drop(guard);
-        result
+        reported_holding(guard, result).await
     }
 
     /// A password change of a keyed home rebuilds the keys from the new passwords alone:
@@ -276,11 +272,7 @@ impl Engine {
             Ok(())
         }
         .await;
-        // The bad-password delay runs while the home's operation is still held: failed
-        // guesses at one home take their turn, however many callers send them at once.
-        let result = reported(result).await;
-        drop(guard);
-        result
+        reported_holding(guard, result).await
     }
 
     pub async fn resize(

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::engine::{
     AuthError, Caller, Delayed, Engine, EngineError, EngineResult, Home, Operation,
-    PERSISTED_STATUS, RateLimitCount, count_outcome, lock, reported,
+    PERSISTED_STATUS, RateLimitCount, count_outcome, lock, reported_holding,
 };
 use crate::worker::proto::WorkRequest;
 
@@ -130,10 +130,6 @@ impl Engine {
             self.fixate_locked(&home, secret).await
         }
         .await;
-        // The bad-password delay runs while the home's operation is still held: failed
-        // guesses at one home take their turn, however many callers send them at once.
-        let result = reported(result).await;
-        drop(guard);
-        result
+        reported_holding(guard, result).await
     }
 }

@@ -11,7 +11,7 @@ use homed_shared::{RecordOrigin, UserRecord};
 use crate::engine::refs::{LastReferenceClosed, RefKind};
 use crate::engine::{
     AuthError, Caller, Delayed, Engine, EngineError, EngineResult, Home, HomeState, Operation,
-    RETRY_DEACTIVATE, RefSlot, Via, access, lock, refs, reported,
+    RETRY_DEACTIVATE, RefSlot, Via, access, lock, refs, reported_holding,
 };
 use crate::worker::proto::WorkRequest;
 
@@ -40,11 +40,7 @@ impl Engine {
             ))
         })?;
         let result = self.authenticate_locked(&home, secret).await;
-        // The bad-password delay runs while the home's operation is still held: failed
-        // guesses at one home take their turn, however many callers send them at once.
-        let result = reported(result).await;
-        drop(guard);
-        result
+        reported_holding(guard, result).await
     }
 
     /// Mounts the home and reconciles its `.identity`; the caller holds the operation lock and
@@ -140,11 +136,7 @@ impl Engine {
             self.activate_locked(&home, secret).await
         }
         .await;
-        // The bad-password delay runs while the home's operation is still held: failed
-        // guesses at one home take their turn, however many callers send them at once.
-        let result = reported(result).await;
-        drop(guard);
-        result
+        reported_holding(guard, result).await
     }
 
     pub(crate) async fn deactivate_locked(&self, home: &Home) -> EngineResult<()> {
@@ -242,11 +234,7 @@ impl Engine {
             self.new_ref(&home, please_suspend).map_err(AuthError::Now)
         }
         .await;
-        // The bad-password delay runs while the home's operation is still held: failed
-        // guesses at one home take their turn, however many callers send them at once.
-        let result = reported(result).await;
-        drop(guard);
-        result
+        reported_holding(guard, result).await
     }
 
     /// RefHome: a reference to an active home (root only).

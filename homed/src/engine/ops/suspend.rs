@@ -3,7 +3,8 @@
 use homed_shared::record::Secret;
 
 use crate::engine::{
-    AuthError, Caller, Delayed, Engine, EngineError, EngineResult, Home, Operation, lock, reported,
+    AuthError, Caller, Delayed, Engine, EngineError, EngineResult, Home, Operation, lock,
+    reported_holding,
 };
 use crate::worker::proto::WorkRequest;
 
@@ -124,10 +125,6 @@ impl Engine {
             self.unlock_locked(&home, secret).await
         }
         .await;
-        // The bad-password delay runs while the home's operation is still held: failed
-        // guesses at one home take their turn, however many callers send them at once.
-        let result = reported(result).await;
-        drop(guard);
-        result
+        reported_holding(guard, result).await
     }
 }
