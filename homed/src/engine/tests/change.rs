@@ -5,15 +5,14 @@
 
 use std::sync::Arc;
 
-use homed_shared::password::{hash_password, verify_password};
+use homed_shared::password::verify_password;
 use homed_shared::record::Secret;
-use homed_shared::signing::sign_record;
 use homed_shared::{MachineContext, RecordOrigin, UserRecord};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use super::fakes::{Act, FakeWorker};
-use crate::engine::store::RecordStore;
+use super::host::{paths_in, save_host_record};
 use crate::engine::{Caller, Engine, EngineError, Paths, SleepMode};
 
 const MID: &str = "0123456789abcdef0123456789abcdef";
@@ -30,49 +29,31 @@ struct Fixture {
 impl Fixture {
     fn new(keyslots: Act, record: Act) -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
-        let base = tmp.path();
-        let paths = Paths {
-            record_dir: base.join("records"),
-            home_root: base.join("home").to_string_lossy().into_owned(),
-            run_dir: base.join("run"),
-            publish_dir: base.join("publish"),
-            key_dirs: vec![base.join("records")],
-            key_owner: nix::unistd::geteuid().as_raw(),
-        };
-        std::fs::create_dir_all(&paths.record_dir).unwrap();
-        std::fs::create_dir_all(base.join("home")).unwrap();
+        let paths = paths_in(tmp.path());
         // The second step comes only when the first one replied.
         let mut script = vec![("passwd-keyslots", keyslots)];
         if matches!(&script[0].1, Act::Reply(r) if r["ok"] == true) {
             script.push(("passwd-record", record));
         }
         let worker = FakeWorker::new(script);
-        let store = RecordStore::new(paths.record_dir.clone());
-        let key = store.create_signing_key().unwrap();
-        let hash = hash_password(&SecretString::from(OLD.to_owned())).unwrap();
-        let mut record = UserRecord::from_value(
+        save_host_record(
+            &paths,
+            MID,
             json!({
                 "userName": "luser",
                 "disposition": "regular",
                 "storage": "luks",
                 "lastChangeUSec": 1_700_000_000_000_000u64,
                 "lastPasswordChangeUSec": 1_700_000_000_000_000u64,
-                "privileged": {"hashedPassword": [hash]},
             }),
-            RecordOrigin::Host,
-        )
-        .unwrap();
-        sign_record(&mut record, &key);
-        let mut binding = serde_json::Map::new();
-        binding.insert("uid".into(), json!(UID));
-        binding.insert("gid".into(), json!(UID));
-        binding.insert("storage".into(), json!("luks"));
-        binding.insert(
-            "imagePath".into(),
-            json!(format!("{}/luser.home", paths.home_root)),
+            OLD,
+            json!({
+                "uid": UID,
+                "gid": UID,
+                "storage": "luks",
+                "imagePath": format!("{}/luser.home", paths.home_root),
+            }),
         );
-        record.set_binding(MID, binding);
-        store.save(&record).unwrap();
         Fixture {
             _tmp: tmp,
             paths,

@@ -4,20 +4,19 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use homed_shared::password::hash_password;
 use homed_shared::record::Secret;
-use homed_shared::signing::sign_record;
 use homed_shared::{MachineContext, RecordOrigin, UserRecord};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use crate::engine::store::RecordStore;
 use crate::engine::{BAD_PASSWORD_DELAY, Caller, Engine, EngineError, Paths, SleepMode};
 use fakes::FakeWorker;
+use host::{paths_in, save_host_record};
 
 mod change;
 mod fakes;
 mod fixate;
+mod host;
 mod login;
 
 const MID: &str = "0123456789abcdef0123456789abcdef";
@@ -33,42 +32,25 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
-        let base = tmp.path();
-        let paths = Paths {
-            record_dir: base.join("records"),
-            home_root: base.join("home").to_string_lossy().into_owned(),
-            run_dir: base.join("run"),
-            publish_dir: base.join("publish"),
-            key_dirs: vec![base.join("records")],
-            key_owner: nix::unistd::geteuid().as_raw(),
-        };
-        std::fs::create_dir_all(&paths.record_dir).unwrap();
-        std::fs::create_dir_all(base.join("home/tuser.homedir")).unwrap();
-        let store = RecordStore::new(paths.record_dir.clone());
-        let key = store.create_signing_key().unwrap();
-        let hash = hash_password(&SecretString::from("Right-pw-1".to_owned())).unwrap();
-        let mut record = UserRecord::from_value(
+        let paths = paths_in(tmp.path());
+        std::fs::create_dir_all(tmp.path().join("home/tuser.homedir")).unwrap();
+        let key = save_host_record(
+            &paths,
+            MID,
             json!({
                 "userName": "tuser",
                 "disposition": "regular",
                 "storage": "directory",
                 "rateLimitBurst": 3,
                 "lastChangeUSec": 1_700_000_000_000_000u64,
-                "privileged": {"hashedPassword": [hash]},
             }),
-            RecordOrigin::Host,
-        )
-        .unwrap();
-        sign_record(&mut record, &key);
-        let mut binding = serde_json::Map::new();
-        binding.insert("uid".into(), json!(UID));
-        binding.insert("gid".into(), json!(UID));
-        binding.insert(
-            "imagePath".into(),
-            json!(format!("{}/tuser.homedir", paths.home_root)),
+            "Right-pw-1",
+            json!({
+                "uid": UID,
+                "gid": UID,
+                "imagePath": format!("{}/tuser.homedir", paths.home_root),
+            }),
         );
-        record.set_binding(MID, binding);
-        store.save(&record).unwrap();
         Fixture {
             _tmp: tmp,
             paths,
