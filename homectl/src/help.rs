@@ -156,8 +156,9 @@ Passwords:
   echo. When standard input is not a terminal and no password was given (or
   the given one was refused), homectl fails at once with a clear message
   instead of waiting for a password agent as systemd's homectl 252 does.
-  Security tokens (PKCS#11, FIDO2), recovery keys and remote operation
-  (-H, -M) are not supported.
+  create --recovery-key=yes adds a recovery key, which may be entered in place
+  of a password. Security tokens (PKCS#11, FIDO2) and remote operation (-H, -M)
+  are not supported.
 
 Exit status: 0 on success, 1 on failure; 'with' exits with the command's status.
 "

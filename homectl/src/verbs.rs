@@ -1,9 +1,11 @@
 //! The verbs. Each prints its own messages and returns the exit status: 0, or 1 on failure
 //! (for `with`, the command's own status).
 
-use homed_shared::password::hash_password;
+use std::io::Write as _;
+
+use homed_shared::password::{hash_password, recovery_key};
 use homed_shared::record::{MachineContext, RecordOrigin, Secret, UserRecord, names};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::bus::{BusError, Manager};
 use crate::identity;
@@ -492,6 +494,51 @@ fn set_hashed_password(v: &mut OJson, pw: &SecretString) -> Result<(), String> {
     Ok(())
 }
 
+/// Generates a recovery key and adds its hash and type to the record, as systemd's homectl
+/// does; the key goes to stdout alone, the words around it to stderr. Returns the key.
+fn add_recovery_key(v: &mut OJson) -> Result<SecretString, String> {
+    let key =
+        recovery_key::generate().map_err(|e| format!("Failed to generate recovery key: {e}"))?;
+    let hash = hash_password(&key).map_err(|e| format!("Failed to UNIX hash secret key: {e}"))?;
+    let mut entry = OJson::object();
+    entry.set("type", OJson::string(recovery_key::MODHEX64));
+    entry.set("hashedPassword", OJson::string(hash));
+    let mut privileged = v.get("privileged").cloned().unwrap_or_else(OJson::object);
+    let mut keys = match privileged.remove("recoveryKey") {
+        Some(OJson::Array(keys)) => keys,
+        _ => Vec::new(),
+    };
+    keys.push(entry);
+    privileged.set("recoveryKey", OJson::Array(keys));
+    v.set("privileged", privileged);
+    let mut types = match v.remove("recoveryKeyType") {
+        Some(OJson::Array(types)) => types,
+        _ => Vec::new(),
+    };
+    types.push(OJson::string(recovery_key::MODHEX64));
+    v.set("recoveryKeyType", OJson::Array(types));
+
+    let mut stderr = std::io::stderr().lock();
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.flush();
+    let _ = write!(
+        stderr,
+        "A secret recovery key has been generated for this account:\n\n    "
+    );
+    let _ = stderr.flush();
+    let _ = writeln!(stdout, "{}", key.expose_secret());
+    let _ = stdout.flush();
+    let _ = write!(
+        stderr,
+        "\nPlease save this secret recovery key at a secure location. It may be used to\n\
+         regain access to the account if the other configured access credentials have\n\
+         been lost or forgotten. The recovery key may be entered in place of a password\n\
+         whenever authentication is requested.\n"
+    );
+    let _ = stderr.flush();
+    Ok(key)
+}
+
 fn create(ctx: &mut Ctx, bus: &Manager, name: Option<&String>) -> VerbResult {
     let machine = machine()?;
     let mut extra = std::mem::take(&mut ctx.opts.changes.extra);
@@ -520,6 +567,11 @@ fn create(ctx: &mut Ctx, bus: &Manager, name: Option<&String>) -> VerbResult {
     identity::update_last_change(&mut v, true, false)?;
     let record = check_record(&v)?;
     let user = record.user_name().to_owned();
+    let recovery_key = if ctx.opts.recovery_key {
+        Some(add_recovery_key(&mut v)?)
+    } else {
+        None
+    };
     if secret.passwords().is_empty() {
         if record.view(&machine).hashed_passwords().is_empty() {
             let pw = new_password(ctx, &user)?;
@@ -534,8 +586,14 @@ fn create(ctx: &mut Ctx, bus: &Manager, name: Option<&String>) -> VerbResult {
             }
         }
     }
+    // The recovery key travels with the passwords, after them (homed gives it its own keyslot).
+    let with_key = |secret: &Secret| {
+        let mut passwords = secret.passwords().to_vec();
+        passwords.extend(recovery_key.clone());
+        Secret::with_passwords(passwords)
+    };
     loop {
-        let text = identity::with_secret(&v, &secret);
+        let text = identity::with_secret(&v, &with_key(&secret));
         match bus.create(&text) {
             Ok(()) => return Ok(0),
             Err(e) if e.is("LowPasswordQuality") => {
@@ -554,6 +612,11 @@ fn create(ctx: &mut Ctx, bus: &Manager, name: Option<&String>) -> VerbResult {
 }
 
 fn update(ctx: &mut Ctx, bus: &Manager, name: Option<&String>) -> VerbResult {
+    if ctx.opts.recovery_key {
+        // systemd 252 adds a recovery key only when it creates a home; its update would drop
+        // the existing keys from the record instead, which we refuse to do.
+        return Err("--recovery-key= is only supported when creating a home.".into());
+    }
     let machine = machine()?;
     let user_arg = match (name, &ctx.opts.identity) {
         (Some(n), _) => Some(n.clone()),

@@ -300,6 +300,11 @@ pub(super) fn and_resize(o: &mut Options, v: &str) -> Applied {
     Ok(None)
 }
 
+pub(super) fn recovery_key(o: &mut Options, v: &str) -> Applied {
+    o.recovery_key = boolean_argument("recovery-key", v)?;
+    Ok(None)
+}
+
 pub(super) fn and_change_password(o: &mut Options, v: &str) -> Applied {
     o.and_change_password = boolean_argument("and-change-password", v)?;
     Ok(None)

@@ -95,6 +95,8 @@ pub struct Options {
     pub disk_size_relative: bool,
     pub and_resize: bool,
     pub and_change_password: bool,
+    /// `--recovery-key=yes`: create generates a recovery key.
+    pub recovery_key: bool,
     pub args: Vec<String>,
 }
 
@@ -118,6 +120,7 @@ pub fn parse(argv: &[String]) -> Result<Parsed, String> {
         disk_size_relative: false,
         and_resize: false,
         and_change_password: false,
+        recovery_key: false,
         args: Vec::new(),
     };
     let mut i = 0;
@@ -358,6 +361,8 @@ mod tests {
         );
         assert!(!run(&["--and-resize=no"]).and_resize);
         assert!(run(&["--and-change-password=yes"]).and_change_password);
+        assert!(run(&["--recovery-key=yes"]).recovery_key);
+        assert!(!run(&["--recovery-key=no"]).recovery_key);
         let o = run(&["-P", "--nosuid=off", "--umask=077", "--storage=luks"]);
         assert_eq!(
             o.changes.extra.to_compact(),

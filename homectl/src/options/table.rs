@@ -200,7 +200,7 @@ pub(super) const OPTIONS: &[Opt] = &[
     long("fido2-with-client-pin", Unsupported),
     long("fido2-with-user-presence", Unsupported),
     long("fido2-with-user-verification", Unsupported),
-    long("recovery-key", Unsupported),
+    long("recovery-key", Run(act::recovery_key)),
     long("and-resize", Run(act::and_resize)),
     long("and-change-password", Run(act::and_change_password)),
     long("drop-caches", extra("dropCaches", Bool)),

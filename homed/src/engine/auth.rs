@@ -3,7 +3,7 @@
 //! checks a secret goes through here, fixation included.
 
 use homed_shared::UserRecord;
-use homed_shared::password::verify_password;
+use homed_shared::password::secret_matches;
 use homed_shared::record::Secret;
 use homed_shared::record::policy;
 use secrecy::ExposeSecret as _;
@@ -148,7 +148,12 @@ impl Engine {
             .into_iter()
             .map(str::to_owned)
             .collect();
-        if hashes.is_empty() {
+        let recovery_keys: Vec<(String, String)> = view
+            .recovery_keys()
+            .into_iter()
+            .map(|(kind, hash)| (kind.to_owned(), hash.to_owned()))
+            .collect();
+        if hashes.is_empty() && recovery_keys.is_empty() {
             return Err(AuthError::Now(EngineError::HomeCantAuthenticate(format!(
                 "Home {user} has no password or other authentication mechanism defined."
             ))));
@@ -163,9 +168,7 @@ impl Engine {
         self.hash_checks
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let ok = tokio::task::spawn_blocking(move || {
-            passwords
-                .iter()
-                .any(|p| hashes.iter().any(|h| verify_password(p, h)))
+            secret_matches(&passwords, &hashes, &recovery_keys)
         })
         .await
         .unwrap_or(false);

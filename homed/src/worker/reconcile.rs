@@ -103,7 +103,7 @@ pub fn plan(
 }
 
 /// A newer copy is taken only when a trusted key signed it and one of `passwords` matches one
-/// of its password hashes: one hash check for this copy, the only one it gets.
+/// of its password hashes or recovery keys: one hash check for this copy, the only one it gets.
 fn check_adoptable(
     record: &UserRecord,
     machine: &MachineContext,
@@ -119,12 +119,11 @@ fn check_adoptable(
     #[cfg(test)]
     HASH_CHECKS.with(|n| n.set(n.get() + 1));
     let view = record.view(machine);
-    let hashes = view.hashed_passwords();
-    let opens = passwords.iter().any(|p| {
-        hashes
-            .iter()
-            .any(|h| homed_shared::password::verify_password(p, h))
-    });
+    let opens = homed_shared::password::secret_matches(
+        passwords,
+        &view.hashed_passwords(),
+        &view.recovery_keys(),
+    );
     if !opens {
         return Err(StorageError::new(
             libc::ENOKEY,

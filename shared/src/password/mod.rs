@@ -1,6 +1,7 @@
 //! crypt(3) password hashes through libxcrypt, the library pam_unix and systemd use, so every
 //! hash format the system knows verifies and new hashes use the distribution's preferred method.
 
+pub mod recovery_key;
 mod sys;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -53,6 +54,24 @@ pub fn verify_password(password: &SecretString, hash: &str) -> bool {
         return false;
     };
     computed.len() == hash.len() && bool::from(computed.as_bytes().ct_eq(hash.as_bytes()))
+}
+
+/// Whether one of `passwords` opens a record with these `hashes` (`privileged.hashedPassword`)
+/// and `recovery_keys` (`privileged.recoveryKey`, as type and hash): as systemd-homed checks,
+/// the passwords against the hashes first, then each of them as a recovery key.
+pub fn secret_matches<H: AsRef<str>, K: AsRef<str>>(
+    passwords: &[SecretString],
+    hashes: &[H],
+    recovery_keys: &[(K, H)],
+) -> bool {
+    passwords
+        .iter()
+        .any(|p| hashes.iter().any(|h| verify_password(p, h.as_ref())))
+        || passwords.iter().any(|p| {
+            recovery_keys
+                .iter()
+                .any(|(kind, hash)| recovery_key::verify(p, kind.as_ref(), hash.as_ref()))
+        })
 }
 
 /// The prefix of the method libxcrypt prefers on this system, e.g. `$y$`.

@@ -293,6 +293,21 @@ impl<'a> RecordView<'a> {
         strings(self.privileged("hashedPassword"))
     }
 
+    /// `privileged.recoveryKey`: each key's type and hash (entries without both are skipped).
+    pub fn recovery_keys(&self) -> Vec<(&'a str, &'a str)> {
+        let Some(entries) = self.privileged("recoveryKey").and_then(Value::as_array) else {
+            return Vec::new();
+        };
+        entries
+            .iter()
+            .filter_map(|entry| {
+                let kind = entry.get("type")?.as_str()?;
+                let hash = entry.get("hashedPassword")?.as_str()?;
+                Some((kind, hash))
+            })
+            .collect()
+    }
+
     pub fn locked(&self) -> bool {
         self.bool_field("locked").unwrap_or(false)
     }

@@ -3,6 +3,7 @@
 //! more file here and nothing else changes.
 
 mod password;
+mod recovery_key;
 
 use homed_shared::UserRecord;
 use homed_shared::record::Secret;
@@ -20,7 +21,7 @@ pub trait Unlocker {
     ) -> Result<Vec<SecretString>, StorageError>;
 }
 
-const UNLOCKERS: [&dyn Unlocker; 1] = [&password::Password];
+const UNLOCKERS: [&dyn Unlocker; 2] = [&password::Password, &recovery_key::RecoveryKey];
 
 /// Every passphrase the secret yields, in the order the unlockers come.
 pub fn passphrases(
