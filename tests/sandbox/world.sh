@@ -69,6 +69,9 @@ options:
   --nsswitch FILE       shown as /etc/nsswitch.conf
   --pam-dir DIR         shown as /etc/pam.d
   --log-dir DIR         copy the daemons' logs into DIR (a host folder) when the world ends
+  --home-fs TYPE        /home is a fresh file system of TYPE on a loop device (its image in the
+                        world's /run) instead of tmpfs: ext4 (made with the encrypt feature, for
+                        fscrypt homes) or btrfs (for subvolume homes)
   --timeout SECS        how long to wait for the bus and the daemon (default 30)
   --verbose             print how long each step of the setup took, on stderr
   -h, --help            this text
@@ -90,6 +93,7 @@ dbus_services=
 nsswitch=
 pam_dir=
 log_dir=
+home_fs=
 timeout=30
 verbose=0
 
@@ -106,6 +110,7 @@ while [ $# -gt 0 ]; do
         --nsswitch) [ $# -ge 2 ] || die "--nsswitch needs a file"; nsswitch=$2; shift ;;
         --pam-dir) [ $# -ge 2 ] || die "--pam-dir needs a folder"; pam_dir=$2; shift ;;
         --log-dir) [ $# -ge 2 ] || die "--log-dir needs a folder"; log_dir=$2; shift ;;
+        --home-fs) [ $# -ge 2 ] || die "--home-fs needs a type"; home_fs=$2; shift ;;
         --timeout) [ $# -ge 2 ] || die "--timeout needs seconds"; timeout=$2; shift ;;
         --verbose) verbose=1 ;;
         -h | --help) usage; exit 0 ;;
@@ -147,6 +152,13 @@ if [ "${HOMED_WORLD_STAGE:-}" != inner ]; then
         args+=(--keys "$(abs_path "$keys_dir")")
     fi
     [ -z "$machine_id" ] || args+=(--machine-id "$machine_id")
+    case "$home_fs" in
+        '') ;;
+        ext4 | btrfs)
+            command -v "mkfs.$home_fs" >/dev/null || die "mkfs.$home_fs not found (run scripts/install-deps.sh)"
+            args+=(--home-fs "$home_fs") ;;
+        *) die "--home-fs wants ext4 or btrfs, got '$home_fs'" ;;
+    esac
     if [ -n "$dbus_policy" ]; then
         [ -d "$dbus_policy" ] || die "--dbus-policy: $dbus_policy is not a folder"
         args+=(--dbus-policy "$(abs_path "$dbus_policy")")
@@ -294,6 +306,17 @@ private_dir() {
 }
 
 private_dir /home 0755
+if [ -n "$home_fs" ]; then
+    # The loop device is set to clear itself: it goes when the world's mount of it goes.
+    truncate -s 1G "$STATE/home.img"
+    case "$home_fs" in
+        ext4) must "mkfs.ext4" mkfs.ext4 -q -O encrypt -E nodiscard "$STATE/home.img" ;;
+        btrfs) must "mkfs.btrfs" mkfs.btrfs -q "$STATE/home.img" >/dev/null ;;
+    esac
+    must "mounting $home_fs on /home" mount -o loop "$STATE/home.img" /home
+    chmod 0755 /home
+    record_dev /home
+fi
 private_dir /var/lib/systemd/home 0700
 # Newer homed keeps per-user blobs there; 252 does not use it, but never let it reach the host.
 [ ! -d /var/cache/systemd/home ] || private_dir /var/cache/systemd/home 0700
