@@ -21,10 +21,10 @@ impl Engine {
         for entry in entries.flatten() {
             let file = entry.file_name();
             let Some(file) = file.to_str() else { continue };
-            let Some((base, kind)) = backend::all()
-                .into_iter()
-                .find_map(|k| file.strip_suffix(k.image_suffix()).map(|b| (b, k)))
-            else {
+            let Some((base, suffix)) = backend::all().iter().find_map(|k| {
+                file.strip_suffix(k.image_suffix())
+                    .map(|b| (b, k.image_suffix()))
+            }) else {
                 continue;
             };
             let (user, realm) = match base.split_once('@') {
@@ -37,14 +37,13 @@ impl Engine {
             let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
                 continue;
             };
-            let kind_ok = if kind.image_is_folder() {
-                meta.is_dir()
-            } else {
-                meta.is_file()
-            };
-            if !kind_ok {
+            let path = entry.path();
+            let Some(kind) = backend::all()
+                .iter()
+                .find(|k| k.image_suffix() == suffix && k.recognises(&path, &meta))
+            else {
                 continue;
-            }
+            };
             // As homed: a name the system's user or group database knows is not taken over.
             if uid::name_known_to_system(user) {
                 eprintln!("{user}: found {file}, but the name is taken by another user or group");

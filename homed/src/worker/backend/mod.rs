@@ -41,6 +41,16 @@ pub trait StorageType: Sync {
     fn image_suffix(&self) -> &'static str;
     /// Whether the image is a folder (else a file).
     fn image_is_folder(&self) -> bool;
+    /// Whether the image found at `path` (with its `meta`, not followed) is a home of this
+    /// type. Discovery asks the types in the order of [`all`], so a type that a more general
+    /// one would also claim (a btrfs subvolume is a folder too) comes before it.
+    fn recognises(&self, _path: &std::path::Path, meta: &std::fs::Metadata) -> bool {
+        if self.image_is_folder() {
+            meta.is_dir()
+        } else {
+            meta.is_file()
+        }
+    }
     /// Adds the binding fields a new home of this type records on this machine.
     fn new_binding(
         &self,
@@ -134,9 +144,10 @@ pub fn describe(storage: Storage) -> Option<&'static dyn StorageType> {
     }
 }
 
-/// Every storage type this daemon handles.
-pub fn all() -> [&'static dyn StorageType; 2] {
-    [&directory::Directory, &luks::Luks]
+/// Every storage type this daemon handles, the more particular before the more general
+/// (see [`StorageType::recognises`]).
+pub fn all() -> &'static [&'static dyn StorageType] {
+    &[&luks::Luks, &directory::Directory]
 }
 
 /// The operations of `storage`, in the worker.
