@@ -19,7 +19,7 @@ fn cname(s: &str) -> Result<CString, StorageError> {
 }
 
 /// The parent directory (opened by path; it belongs to root) and the final name of `path`.
-fn split(path: &str) -> Result<(std::os::fd::OwnedFd, CString), StorageError> {
+pub(crate) fn split(path: &str) -> Result<(std::os::fd::OwnedFd, CString), StorageError> {
     let p = Path::new(path);
     let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
         return Err(StorageError::new(
@@ -47,8 +47,18 @@ pub struct CreateRequest<'a> {
 /// Makes the home directory: copies the skeleton, writes `.identity`, sets owner and mode. On
 /// failure the half-made directory is removed again.
 pub fn create(req: &CreateRequest<'_>) -> Result<(), StorageError> {
+    create_with(req, |parent, name| {
+        sys::mkdir_at(parent.as_fd(), name, 0o700)
+    })
+}
+
+/// [`create`], with `make` making the empty folder (a btrfs subvolume, say) in its parent.
+pub(crate) fn create_with(
+    req: &CreateRequest<'_>,
+    make: impl FnOnce(&std::os::fd::OwnedFd, &CString) -> io::Result<()>,
+) -> Result<(), StorageError> {
     let (parent, name) = split(req.image_path)?;
-    match sys::mkdir_at(parent.as_fd(), &name, 0o700) {
+    match make(&parent, &name) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
             return Err(StorageError::new(

@@ -5,6 +5,7 @@
 
 pub mod directory;
 pub mod luks;
+pub mod subvolume;
 mod sys;
 pub mod walk;
 

@@ -447,7 +447,11 @@ fn id_map(stored: u32, target: u32) -> Option<String> {
 }
 
 /// Mounts `source` on `target` through an idmapped clone mapping the stored owner to the user.
-fn idmapped_tree(source: &Path, uids: (u32, u32), gids: (u32, u32)) -> Result<OwnedFd, LuksError> {
+pub(crate) fn idmapped_tree(
+    source: &Path,
+    uids: (u32, u32),
+    gids: (u32, u32),
+) -> Result<OwnedFd, LuksError> {
     let unavailable = || LuksError::Refused("no ID map fits these owners".into());
     let uid_map = id_map(uids.0, uids.1).ok_or_else(unavailable)?;
     let gid_map = id_map(gids.0, gids.1).ok_or_else(unavailable)?;

@@ -16,7 +16,7 @@ mod image;
 mod loopdev;
 pub mod private_mounts;
 mod settings;
-mod sys;
+pub(crate) mod sys;
 pub mod token;
 
 pub use container::{LuksContainer, VolumeKey};

@@ -405,7 +405,7 @@ pub(super) fn enter_mount_namespace(ns: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// Attaches a detached mount (from [`clone_tree`] or [`idmapped_clone`]) on `target`.
-pub(super) fn move_mount_to(tree: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
+pub(crate) fn move_mount_to(tree: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
     let target = CString::new(target.as_os_str().as_encoded_bytes())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let empty = c"";

@@ -5,6 +5,7 @@
 
 mod directory;
 mod luks;
+mod subvolume;
 
 pub use luks::{DISK_SIZE_MAX, DISK_SIZE_MIN};
 
@@ -140,14 +141,15 @@ pub fn describe(storage: Storage) -> Option<&'static dyn StorageType> {
     match storage {
         Storage::Directory => Some(&directory::Directory),
         Storage::Luks => Some(&luks::Luks),
-        Storage::Classic | Storage::Subvolume | Storage::Fscrypt | Storage::Cifs => None,
+        Storage::Subvolume => Some(&subvolume::Subvolume),
+        Storage::Classic | Storage::Fscrypt | Storage::Cifs => None,
     }
 }
 
 /// Every storage type this daemon handles, the more particular before the more general
 /// (see [`StorageType::recognises`]).
 pub fn all() -> &'static [&'static dyn StorageType] {
-    &[&luks::Luks, &directory::Directory]
+    &[&luks::Luks, &subvolume::Subvolume, &directory::Directory]
 }
 
 /// The operations of `storage`, in the worker.
@@ -155,6 +157,7 @@ pub fn for_storage(storage: Storage) -> Result<&'static dyn Backend, StorageErro
     match storage {
         Storage::Directory => Ok(&directory::Directory),
         Storage::Luks => Ok(&luks::Luks),
+        Storage::Subvolume => Ok(&subvolume::Subvolume),
         other => Err(StorageError::new(
             libc::EPROTONOSUPPORT,
             format!("storage type {} is not supported", other.as_str()),

@@ -1,0 +1,122 @@
+//! `storage: subvolume` (homed-spec §3.3): like a directory home, but `/home/NAME.homedir` is a
+//! btrfs subvolume whose files are stored as UID 65534 and idmapped to the user when mounted;
+//! `diskSize` is the subvolume's qgroup limit.
+
+use homed_shared::UserRecord;
+use homed_shared::record::{RecordView, Storage};
+use homed_storage::luks::home::STORED_UID;
+use homed_storage::{StorageError, directory, subvolume};
+use secrecy::SecretString;
+use serde_json::Value;
+
+use super::{Backend, Capabilities, CopyWrites, Mounted, StorageType};
+use crate::worker::proto::{CreateArgs, HomeSpec, WorkReply};
+
+pub struct Subvolume;
+
+impl StorageType for Subvolume {
+    fn storage(&self) -> Storage {
+        Storage::Subvolume
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            lockable: false,
+            copies_need_key: false,
+            keyed: false,
+            // The folder belongs to 65534, which says nothing of the user's UID.
+            owner_suggests_uid: false,
+            holds_image_lock: false,
+        }
+    }
+
+    fn image_suffix(&self) -> &'static str {
+        ".homedir"
+    }
+
+    fn image_is_folder(&self) -> bool {
+        true
+    }
+
+    fn recognises(&self, path: &std::path::Path, meta: &std::fs::Metadata) -> bool {
+        meta.is_dir() && subvolume::is_subvolume(path)
+    }
+
+    fn disk_size(&self, view: &RecordView<'_>, _free: u64) -> Option<u64> {
+        view.get("diskSize").and_then(Value::as_u64)
+    }
+}
+
+fn identity_of(spec: &HomeSpec) -> Result<String, StorageError> {
+    let (record, _) = spec.host_record()?;
+    Ok(record.embedded_copy().to_pretty_string())
+}
+
+impl Backend for Subvolume {
+    fn create(&self, args: &CreateArgs, _keys: &[SecretString]) -> Result<(), StorageError> {
+        let spec = &args.spec;
+        subvolume::create(&subvolume::NewSubvolume {
+            image_path: &spec.image_path,
+            skeleton: args.skeleton.as_deref(),
+            access_mode: args.access_mode.unwrap_or(0o700),
+            identity: &identity_of(spec)?,
+            disk_size: args.disk_size,
+        })
+    }
+
+    fn activate(&self, spec: &HomeSpec, _keys: &[SecretString]) -> Result<Mounted, StorageError> {
+        let (uid, gid) = spec.ids()?;
+        let identity = subvolume::activate(&subvolume::ActivateRequest {
+            image_path: &spec.image_path,
+            home_directory: &spec.home_directory,
+            uid,
+            gid,
+            flags: spec.mount_flags(),
+        })?;
+        Ok(Mounted {
+            header: None,
+            identity,
+            image_lock: None,
+        })
+    }
+
+    fn write_copies(
+        &self,
+        spec: &HomeSpec,
+        _keys: &[SecretString],
+        target: &UserRecord,
+        which: CopyWrites,
+    ) -> Result<(), StorageError> {
+        if !which.identity {
+            return Ok(());
+        }
+        // Through the idmapped mount, the user's IDs land on disk as 65534.
+        let (uid, gid) = spec.ids()?;
+        directory::write_identity(&spec.home_directory, &target.to_pretty_string(), uid, gid)
+    }
+
+    fn deactivate(&self, spec: &HomeSpec) -> Result<(), StorageError> {
+        directory::deactivate(&spec.home_directory)
+    }
+
+    fn remove(&self, spec: &HomeSpec) -> Result<(), StorageError> {
+        subvolume::remove(&spec.image_path, &spec.home_directory)
+    }
+
+    fn inspect(&self, spec: &HomeSpec, _keys: &[SecretString]) -> Result<WorkReply, StorageError> {
+        let text = directory::read_identity(&spec.image_path)?;
+        Ok(WorkReply {
+            identity: Some(String::from_utf8_lossy(&text).into_owned()),
+            ..WorkReply::default()
+        })
+    }
+
+    fn write_identity(&self, spec: &HomeSpec) -> Result<(), StorageError> {
+        directory::write_identity(
+            &spec.image_path,
+            &identity_of(spec)?,
+            STORED_UID,
+            STORED_UID,
+        )
+    }
+}

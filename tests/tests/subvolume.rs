@@ -1,0 +1,99 @@
+//! `--storage=subvolume` on a btrfs /home, against our daemon and systemd-homed 252: the home
+//! is a subvolume whose files are stored as 65534, its diskSize is the subvolume's qgroup
+//! limit (enforced), and activation shows the files as the user's. Refused clearly, with
+//! nothing left, on a /home that is not btrfs and for a record whose image is a plain folder.
+
+use homed_tests::homectl::{HomeDaemon, Steps, run_steps_with};
+
+const BTRFS_SCRIPT: &str = r#"
+export PASSWORD=Pw-sv-1111 NEWPASSWORD=Pw-sv-1111
+step quota btrfs quota enable /home
+step create timeout 60 $OURS create sv --storage=subvolume --disk-size=64M --enforce-password-policy=no
+step show timeout 20 btrfs subvolume show /home/sv.homedir
+step owner_disk stat -c %u:%g /home/sv.homedir /home/sv.homedir/.identity
+step qgroups btrfs qgroup show -re --raw /home
+step activate timeout 60 $OURS activate sv
+step uid id -u sv
+step owner_user stat -c %u:%g /home/sv /home/sv/.identity
+step fill dd if=/dev/zero of=/home/sv/big bs=1M count=100 conv=fsync
+step inspect timeout 20 $OURS inspect sv
+step owner_disk_active stat -c %u /home/sv.homedir/.identity
+step deactivate timeout 60 $OURS deactivate sv
+step remove timeout 60 $OURS remove sv
+step gone test ! -e /home/sv.homedir
+step plain_create timeout 60 $OURS create pl --storage=directory --enforce-password-policy=no
+step plain_id id -u pl
+step plain_record timeout 20 $OURS inspect pl -j
+"#;
+
+fn world(daemon: HomeDaemon) -> Vec<String> {
+    let mut options = daemon.world_options();
+    options.extend(["--home-fs".to_owned(), "btrfs".to_owned()]);
+    options
+}
+
+fn max_rfer(steps: &Steps) -> Option<u64> {
+    // `btrfs qgroup show -re --raw`: qgroupid rfer excl max_rfer max_excl; 0/ID of the home.
+    let id = steps
+        .get("show")
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Subvolume ID:"))?
+        .trim()
+        .to_owned();
+    steps.get("qgroups").stdout.lines().find_map(|l| {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        (cols.first() == Some(&format!("0/{id}").as_str()))
+            .then(|| cols.get(3)?.parse().ok())
+            .flatten()
+    })
+}
+
+#[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
+fn subvolume_homes_on_btrfs() {
+    for daemon in HomeDaemon::all() {
+        let s = run_steps_with(&world(daemon), BTRFS_SCRIPT, 500);
+        s.expect_status("quota", 0);
+        s.expect_status("create", 0);
+        s.expect_status("show", 0);
+        assert_eq!(
+            s.get("owner_disk").stdout,
+            "65534:65534\n65534:65534\n",
+            "{daemon:?}: files on disk are stored as nobody"
+        );
+        assert_eq!(
+            max_rfer(&s),
+            Some(64 * 1024 * 1024),
+            "{daemon:?}: qgroup limit\n{}\n{}",
+            s.get("show").stdout,
+            s.get("qgroups").stdout
+        );
+        s.expect_status("activate", 0);
+        let uid = s.expect_status("uid", 0).stdout.trim().to_owned();
+        assert_eq!(
+            s.get("owner_user").stdout,
+            format!("{uid}:{uid}\n{uid}:{uid}\n"),
+            "{daemon:?}: the mounted home shows the user's files as theirs"
+        );
+        let fill = s.get("fill");
+        assert_ne!(fill.status, 0, "{daemon:?}: 100M fitted in 64M");
+        assert!(
+            fill.stderr.contains("Disk quota exceeded"),
+            "{daemon:?}: {}",
+            fill.stderr
+        );
+        assert_eq!(s.get("owner_disk_active").stdout, "65534\n");
+        let inspect = s.expect_status("inspect", 0);
+        assert!(
+            inspect
+                .stdout
+                .contains("Storage: subvolume (no encryption)"),
+            "{daemon:?}: {}",
+            inspect.stdout
+        );
+        s.expect_status("deactivate", 0);
+        s.expect_status("remove", 0);
+        s.expect_status("gone", 0);
+    }
+}
