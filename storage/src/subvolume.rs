@@ -104,7 +104,8 @@ pub struct NewSubvolume<'a> {
 }
 
 /// Makes the home as a new subvolume, its files owned by [`STORED_UID`]; refuses where the
-/// home root is not btrfs, before anything is made.
+/// home root is not btrfs, before anything is made. A wrong medium is `EMEDIUMTYPE`, which
+/// the daemon passes on with its message (`ENOTTY` would lose it).
 pub fn create(req: &NewSubvolume<'_>) -> Result<(), StorageError> {
     let (parent, _) = directory::split(req.image_path)?;
     let btrfs = on_btrfs(parent.as_fd()).map_err(|e| {
@@ -112,7 +113,7 @@ pub fn create(req: &NewSubvolume<'_>) -> Result<(), StorageError> {
     })?;
     if !btrfs {
         return Err(StorageError::new(
-            libc::ENOTTY,
+            libc::EMEDIUMTYPE,
             format!(
                 "{}: the home root is not on btrfs, so it cannot hold a subvolume home",
                 req.image_path
@@ -165,7 +166,7 @@ pub fn set_limit(image_path: &str, size: u64) -> Result<(), StorageError> {
 
 fn not_a_subvolume(image_path: &str) -> StorageError {
     StorageError::new(
-        libc::ENOTTY,
+        libc::EMEDIUMTYPE,
         format!("{image_path} is not a btrfs subvolume, but the record says storage subvolume"),
     )
 }

@@ -97,3 +97,60 @@ fn subvolume_homes_on_btrfs() {
         s.expect_status("gone", 0);
     }
 }
+
+const NOT_BTRFS_SCRIPT: &str = r#"
+export PASSWORD=Pw-sv-1111 NEWPASSWORD=Pw-sv-1111
+step create timeout 60 $OURS create sv --storage=subvolume --enforce-password-policy=no
+step left ls -A /home
+step inspect timeout 20 $OURS inspect sv
+"#;
+
+#[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
+fn subvolume_refused_where_home_is_not_btrfs() {
+    let s = run_steps_with(&HomeDaemon::Ours.world_options(), NOT_BTRFS_SCRIPT, 200);
+    let create = s.get("create");
+    assert_ne!(create.status, 0, "created a subvolume home on tmpfs");
+    assert!(
+        create.stderr.contains("not on btrfs"),
+        "unclear refusal: {}",
+        create.stderr
+    );
+    assert!(
+        !s.get("left").stdout.contains("sv"),
+        "left behind: {}",
+        s.get("left").stdout
+    );
+    assert_ne!(s.get("inspect").status, 0, "the record stayed registered");
+}
+
+const PLAIN_IMAGE_SCRIPT: &str = r#"
+export PASSWORD=Pw-sv-1111 NEWPASSWORD=Pw-sv-1111
+step create timeout 60 $OURS create sv --storage=subvolume --enforce-password-policy=no
+cp -a /home/sv.homedir/.identity "$D/identity"
+step delete btrfs subvolume delete /home/sv.homedir
+mkdir -m 0700 /home/sv.homedir && cp -a "$D/identity" /home/sv.homedir/.identity
+step activate timeout 60 $OURS activate sv
+step mounted mountpoint -q /home/sv
+step still_plain stat -c %i /home/sv.homedir
+"#;
+
+#[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
+fn subvolume_record_with_a_plain_folder_is_refused() {
+    let s = run_steps_with(&world(HomeDaemon::Ours), PLAIN_IMAGE_SCRIPT, 200);
+    s.expect_status("create", 0);
+    s.expect_status("delete", 0);
+    let activate = s.get("activate");
+    assert_ne!(
+        activate.status, 0,
+        "activated a plain folder as a subvolume"
+    );
+    assert!(
+        activate.stderr.contains("is not a btrfs subvolume"),
+        "unclear refusal: {}",
+        activate.stderr
+    );
+    assert_ne!(s.get("mounted").status, 0, "something got mounted");
+    assert_ne!(s.get("still_plain").stdout.trim(), "256");
+}
