@@ -154,3 +154,54 @@ fn subvolume_record_with_a_plain_folder_is_refused() {
     assert_ne!(s.get("mounted").status, 0, "something got mounted");
     assert_ne!(s.get("still_plain").stdout.trim(), "256");
 }
+
+const SWAP_SCRIPT: &str = r#"
+step() { name=$1; shift; "$@" </dev/null >"$HOMED_WORLD_STATE/$name.out" 2>&1; echo "STEP $name $?"; }
+btrfs quota enable /home
+# systemd-homed 252 makes a home; ours serves it.
+start_reference || exit 1
+NEWPASSWORD=Ref-pw-456 step ref-create timeout 60 homectl create refsv --storage=subvolume --disk-size=64M --enforce-password-policy=no
+echo "ID refsv $(id -u refsv)"
+stop_daemon
+start_ours || exit 1
+PASSWORD=Ref-pw-456 step ours-activate-ref timeout 60 homectl activate refsv
+echo "OWNER refsv $(stat -c %u /home/refsv/.identity)"
+step ours-deactivate-ref timeout 60 homectl deactivate refsv
+# And back: ours makes one; systemd-homed 252 serves it.
+NEWPASSWORD=Our-pw-123 step ours-create timeout 60 homectl create oursv --storage=subvolume --disk-size=64M --enforce-password-policy=no
+echo "ID oursv $(id -u oursv)"
+stop_daemon
+start_reference || exit 1
+PASSWORD=Our-pw-123 step ref-activate-ours timeout 60 homectl activate oursv
+echo "OWNER oursv $(stat -c %u /home/oursv/.identity)"
+step ref-deactivate-ours timeout 60 homectl deactivate oursv
+stop_daemon
+exit 0
+"#;
+
+#[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
+fn subvolume_homes_move_between_systemd_homed_and_ours() {
+    use homed_tests::homed::{policy_dir, script_prelude, tagged};
+    let policy = policy_dir();
+    let policy = policy.path().display().to_string();
+    let options = ["--dbus-policy", policy.as_str(), "--home-fs", "btrfs"];
+    let script = format!("{}\n{SWAP_SCRIPT}", script_prelude());
+    let run = homed_tests::world::run_in_world(&options, &script, 400);
+    run.assert_success();
+    let out = &run.stdout;
+    let steps = tagged(out, "STEP ");
+    assert_eq!(steps.len(), 6, "{out}\n{}", run.stderr);
+    for step in steps {
+        assert!(step.ends_with(" 0"), "step failed: {step}\n{out}");
+    }
+    for user in ["refsv", "oursv"] {
+        let id = tagged(out, &format!("ID {user} "));
+        let owner = tagged(out, &format!("OWNER {user} "));
+        assert_eq!(id.len(), 1, "{out}");
+        assert_eq!(
+            owner, id,
+            "{user}: the other daemon's mount shows the files as the user's"
+        );
+    }
+}
