@@ -120,3 +120,19 @@ impl Backend for Subvolume {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asked_before_directory_and_claims_no_plain_folder() {
+        let order: Vec<Storage> = super::super::all().iter().map(|t| t.storage()).collect();
+        let at = |s| order.iter().position(|&o| o == s).unwrap();
+        assert!(at(Storage::Subvolume) < at(Storage::Directory), "{order:?}");
+        let tmp = tempfile::tempdir().unwrap();
+        let meta = std::fs::symlink_metadata(tmp.path()).unwrap();
+        assert!(!Subvolume.recognises(tmp.path(), &meta));
+        assert!(super::super::describe(Storage::Subvolume).is_some());
+    }
+}
