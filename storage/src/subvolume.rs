@@ -20,6 +20,14 @@ const SUBVOLUME_ROOT_INODE: u64 = 256;
 const BTRFS_IOCTL_MAGIC: u64 = 0x94;
 const BTRFS_PATH_NAME_MAX: usize = 4087;
 const BTRFS_QGROUP_LIMIT_MAX_RFER: u64 = 1;
+const BTRFS_QUOTA_CTL_ENABLE: u64 = 1;
+
+/// `struct btrfs_ioctl_quota_ctl_args`.
+#[repr(C)]
+struct QuotaCtlArgs {
+    cmd: u64,
+    status: u64,
+}
 
 /// `struct btrfs_ioctl_vol_args`.
 #[repr(C)]
@@ -48,6 +56,7 @@ const IOC_READ: u64 = 2;
 const BTRFS_IOC_SUBVOL_CREATE: u64 = btrfs_ioc(IOC_WRITE, 14, size_of::<VolArgs>());
 const BTRFS_IOC_SNAP_DESTROY: u64 = btrfs_ioc(IOC_WRITE, 15, size_of::<VolArgs>());
 const BTRFS_IOC_QGROUP_LIMIT: u64 = btrfs_ioc(IOC_READ, 43, size_of::<QgroupLimitArgs>());
+const BTRFS_IOC_QUOTA_CTL: u64 = btrfs_ioc(IOC_READ | IOC_WRITE, 40, size_of::<QuotaCtlArgs>());
 
 fn vol_args(name: &CStr) -> io::Result<Box<VolArgs>> {
     let bytes = name.to_bytes();
@@ -136,8 +145,10 @@ pub fn create(req: &NewSubvolume<'_>) -> Result<(), StorageError> {
         },
     )?;
     if let Some(size) = req.disk_size {
-        // As homed: a missing quota (qgroups off) leaves the home without a limit.
-        if let Err(e) = set_limit(req.image_path, size) {
+        // As homed: quota is switched on for the file system, and a failure leaves the home
+        // without a limit rather than without a home.
+        if let Err(e) = enable_quota(req.image_path).and_then(|()| set_limit(req.image_path, size))
+        {
             eprintln!(
                 "Failed to set disk quota on {}, ignoring: {e}",
                 req.image_path
@@ -145,6 +156,18 @@ pub fn create(req: &NewSubvolume<'_>) -> Result<(), StorageError> {
         }
     }
     Ok(())
+}
+
+/// Switches on qgroup accounting for the file system holding `image_path` (a no-op when on).
+fn enable_quota(image_path: &str) -> Result<(), StorageError> {
+    let fd = sys::open_dir_path(image_path)
+        .map_err(|e| StorageError::io(format!("opening {image_path}"), e))?;
+    let mut args = QuotaCtlArgs {
+        cmd: BTRFS_QUOTA_CTL_ENABLE,
+        status: 0,
+    };
+    btrfs_ioctl(fd.as_fd(), BTRFS_IOC_QUOTA_CTL, &mut args)
+        .map_err(|e| StorageError::io(format!("enabling quota under {image_path}"), e))
 }
 
 /// Sets the referenced-space limit of the subvolume's own (level-0) qgroup.
@@ -299,6 +322,7 @@ mod tests {
         assert_eq!(BTRFS_IOC_SUBVOL_CREATE, 0x5000_940e);
         assert_eq!(BTRFS_IOC_SNAP_DESTROY, 0x5000_940f);
         assert_eq!(BTRFS_IOC_QGROUP_LIMIT, 0x8030_942b);
+        assert_eq!(BTRFS_IOC_QUOTA_CTL, 0xc010_9428);
     }
 
     #[test]
