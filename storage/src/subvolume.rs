@@ -4,7 +4,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
 
 use nix::mount::{MntFlags, MsFlags};
@@ -243,7 +243,7 @@ pub fn activate(req: &ActivateRequest<'_>) -> Result<Option<Vec<u8>>, StorageErr
     super::luks::sys::move_mount_to(tree.as_fd(), Path::new(req.home_directory)).map_err(|e| {
         StorageError::io(format!("attaching the home on {}", req.home_directory), e)
     })?;
-    let rest = remount_and_read(req, &tree);
+    let rest = remount_and_read(req);
     if let Err(e) = &rest {
         let undo = nix::mount::umount2(req.home_directory, MntFlags::UMOUNT_NOFOLLOW);
         return Err(StorageError::new(
@@ -257,10 +257,7 @@ pub fn activate(req: &ActivateRequest<'_>) -> Result<Option<Vec<u8>>, StorageErr
     rest
 }
 
-fn remount_and_read(
-    req: &ActivateRequest<'_>,
-    _tree: &OwnedFd,
-) -> Result<Option<Vec<u8>>, StorageError> {
+fn remount_and_read(req: &ActivateRequest<'_>) -> Result<Option<Vec<u8>>, StorageError> {
     let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RELATIME;
     if req.flags.nosuid {
         flags |= MsFlags::MS_NOSUID;

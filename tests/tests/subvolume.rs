@@ -173,6 +173,11 @@ PASSWORD=Our-pw-123 step ref-activate-ours timeout 60 homectl activate oursv
 echo "OWNER oursv $(stat -c %u /home/oursv/.identity)"
 step ref-deactivate-ours timeout 60 homectl deactivate oursv
 stop_daemon
+# Without its record, ours finds the subvolume and calls it one.
+rm /var/lib/systemd/home/oursv.identity
+start_ours || exit 1
+echo "FOUND $(homectl inspect -j oursv | tr -d '\n')"
+stop_daemon
 exit 0
 "#;
 
@@ -192,6 +197,14 @@ fn subvolume_homes_move_between_systemd_homed_and_ours() {
     for step in steps {
         assert!(step.ends_with(" 0"), "step failed: {step}\n{out}");
     }
+    let found = tagged(out, "FOUND ");
+    let found: serde_json::Value = serde_json::from_str(found.first().copied().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("discovered record: {e}\n{out}"));
+    let storages: Vec<&serde_json::Value> = found["binding"]
+        .as_object()
+        .map(|b| b.values().map(|m| &m["storage"]).collect())
+        .unwrap_or_default();
+    assert_eq!(storages, [&serde_json::json!("subvolume")], "{found}");
     for user in ["refsv", "oursv"] {
         let id = tagged(out, &format!("ID {user} "));
         let owner = tagged(out, &format!("OWNER {user} "));
