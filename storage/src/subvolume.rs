@@ -11,7 +11,7 @@ use nix::mount::{MntFlags, MsFlags};
 
 use super::directory::{self, CreateRequest};
 use super::luks::home::{STORED_UID, idmapped_tree};
-use super::{MountFlags, StorageError, is_mount_point, sys};
+use super::{StorageError, is_mount_point, sys};
 
 const BTRFS_SUPER_MAGIC: i64 = 0x9123_683e;
 /// The inode number of the root directory of every btrfs subvolume.
@@ -194,14 +194,8 @@ fn not_a_subvolume(image_path: &str) -> StorageError {
     )
 }
 
-/// What `activate` needs.
-pub struct ActivateRequest<'a> {
-    pub image_path: &'a str,
-    pub home_directory: &'a str,
-    pub uid: u32,
-    pub gid: u32,
-    pub flags: MountFlags,
-}
+/// What `activate` needs: the same as for a directory home.
+pub use directory::ActivateRequest;
 
 /// Mounts the subvolume on the home directory through an idmapped mount that shows the stored
 /// owner as the user, then applies the record's flags; where idmapping is unavailable, a plain
@@ -217,15 +211,7 @@ pub fn activate(req: &ActivateRequest<'_>) -> Result<Option<Vec<u8>>, StorageErr
     if !is_subvolume(image) {
         return Err(not_a_subvolume(req.image_path));
     }
-    let plain = || {
-        directory::activate(&directory::ActivateRequest {
-            image_path: req.image_path,
-            home_directory: req.home_directory,
-            uid: req.uid,
-            gid: req.gid,
-            flags: req.flags,
-        })
-    };
+    let plain = || directory::activate(req);
     if (req.uid, req.gid) == (STORED_UID, STORED_UID) {
         return plain();
     }

@@ -7,7 +7,9 @@ use homed_shared::record::Storage;
 use homed_storage::{StorageError, directory};
 use secrecy::SecretString;
 
-use super::{Backend, Capabilities, CopyWrites, Mounted, StorageType};
+use super::{
+    Backend, Capabilities, CopyWrites, Mounted, StorageType, embedded_identity, identity_in_folder,
+};
 use crate::worker::proto::{CreateArgs, HomeSpec, WorkReply};
 
 pub struct Directory;
@@ -36,11 +38,6 @@ impl StorageType for Directory {
     }
 }
 
-fn identity_of(spec: &HomeSpec) -> Result<String, StorageError> {
-    let (record, _) = spec.host_record()?;
-    Ok(record.embedded_copy().to_pretty_string())
-}
-
 impl Backend for Directory {
     fn create(&self, args: &CreateArgs, _keys: &[SecretString]) -> Result<(), StorageError> {
         let spec = &args.spec;
@@ -51,7 +48,7 @@ impl Backend for Directory {
             uid,
             gid,
             access_mode: args.access_mode.unwrap_or(0o700),
-            identity: &identity_of(spec)?,
+            identity: &embedded_identity(spec)?,
         })
     }
 
@@ -94,15 +91,11 @@ impl Backend for Directory {
     }
 
     fn inspect(&self, spec: &HomeSpec, _keys: &[SecretString]) -> Result<WorkReply, StorageError> {
-        let text = directory::read_identity(&spec.image_path)?;
-        Ok(WorkReply {
-            identity: Some(String::from_utf8_lossy(&text).into_owned()),
-            ..WorkReply::default()
-        })
+        identity_in_folder(spec)
     }
 
     fn write_identity(&self, spec: &HomeSpec) -> Result<(), StorageError> {
         let (uid, gid) = spec.ids()?;
-        directory::write_identity(&spec.image_path, &identity_of(spec)?, uid, gid)
+        directory::write_identity(&spec.image_path, &embedded_identity(spec)?, uid, gid)
     }
 }

@@ -97,6 +97,21 @@ fn not_supported(what: &str, spec: &HomeSpec) -> StorageError {
     )
 }
 
+/// The host record's embedded copy, as `~/.identity` holds it.
+fn embedded_identity(spec: &HomeSpec) -> Result<String, StorageError> {
+    let (record, _) = spec.host_record()?;
+    Ok(record.embedded_copy().to_pretty_string())
+}
+
+/// Inspect's answer for a folder home: its `.identity`, read by way of the image folder.
+fn identity_in_folder(spec: &HomeSpec) -> Result<WorkReply, StorageError> {
+    let text = homed_storage::directory::read_identity(&spec.image_path)?;
+    Ok(WorkReply {
+        identity: Some(String::from_utf8_lossy(&text).into_owned()),
+        ..WorkReply::default()
+    })
+}
+
 /// The worker's side of a storage type. `keys` are the passphrases the unlockers derived from
 /// the secret.
 pub trait Backend {

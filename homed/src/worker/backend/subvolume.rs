@@ -9,7 +9,9 @@ use homed_storage::{StorageError, directory, subvolume};
 use secrecy::SecretString;
 use serde_json::Value;
 
-use super::{Backend, Capabilities, CopyWrites, Mounted, StorageType};
+use super::{
+    Backend, Capabilities, CopyWrites, Mounted, StorageType, embedded_identity, identity_in_folder,
+};
 use crate::worker::proto::{CreateArgs, HomeSpec, WorkReply};
 
 pub struct Subvolume;
@@ -47,11 +49,6 @@ impl StorageType for Subvolume {
     }
 }
 
-fn identity_of(spec: &HomeSpec) -> Result<String, StorageError> {
-    let (record, _) = spec.host_record()?;
-    Ok(record.embedded_copy().to_pretty_string())
-}
-
 impl Backend for Subvolume {
     fn create(&self, args: &CreateArgs, _keys: &[SecretString]) -> Result<(), StorageError> {
         let spec = &args.spec;
@@ -59,7 +56,7 @@ impl Backend for Subvolume {
             image_path: &spec.image_path,
             skeleton: args.skeleton.as_deref(),
             access_mode: args.access_mode.unwrap_or(0o700),
-            identity: &identity_of(spec)?,
+            identity: &embedded_identity(spec)?,
             disk_size: args.disk_size,
         })
     }
@@ -104,17 +101,13 @@ impl Backend for Subvolume {
     }
 
     fn inspect(&self, spec: &HomeSpec, _keys: &[SecretString]) -> Result<WorkReply, StorageError> {
-        let text = directory::read_identity(&spec.image_path)?;
-        Ok(WorkReply {
-            identity: Some(String::from_utf8_lossy(&text).into_owned()),
-            ..WorkReply::default()
-        })
+        identity_in_folder(spec)
     }
 
     fn write_identity(&self, spec: &HomeSpec) -> Result<(), StorageError> {
         directory::write_identity(
             &spec.image_path,
-            &identity_of(spec)?,
+            &embedded_identity(spec)?,
             STORED_UID,
             STORED_UID,
         )
