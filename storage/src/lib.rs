@@ -4,6 +4,7 @@
 //! no mount code and no libcryptsetup.
 
 pub mod directory;
+pub mod fscrypt;
 pub mod luks;
 pub mod subvolume;
 mod sys;

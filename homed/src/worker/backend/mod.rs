@@ -4,6 +4,7 @@
 //! A new storage type is one more file here and one more line in [`for_storage`].
 
 mod directory;
+mod fscrypt;
 mod luks;
 mod subvolume;
 
@@ -157,14 +158,20 @@ pub fn describe(storage: Storage) -> Option<&'static dyn StorageType> {
         Storage::Directory => Some(&directory::Directory),
         Storage::Luks => Some(&luks::Luks),
         Storage::Subvolume => Some(&subvolume::Subvolume),
-        Storage::Classic | Storage::Fscrypt | Storage::Cifs => None,
+        Storage::Fscrypt => Some(&fscrypt::Fscrypt),
+        Storage::Classic | Storage::Cifs => None,
     }
 }
 
 /// Every storage type this daemon handles, the more particular before the more general
 /// (see [`StorageType::recognises`]).
 pub fn all() -> &'static [&'static dyn StorageType] {
-    &[&luks::Luks, &subvolume::Subvolume, &directory::Directory]
+    &[
+        &luks::Luks,
+        &subvolume::Subvolume,
+        &fscrypt::Fscrypt,
+        &directory::Directory,
+    ]
 }
 
 /// The operations of `storage`, in the worker.
@@ -173,6 +180,7 @@ pub fn for_storage(storage: Storage) -> Result<&'static dyn Backend, StorageErro
         Storage::Directory => Ok(&directory::Directory),
         Storage::Luks => Ok(&luks::Luks),
         Storage::Subvolume => Ok(&subvolume::Subvolume),
+        Storage::Fscrypt => Ok(&fscrypt::Fscrypt),
         other => Err(StorageError::new(
             libc::EPROTONOSUPPORT,
             format!("storage type {} is not supported", other.as_str()),
