@@ -343,7 +343,7 @@ pub fn slots(dir: BorrowedFd<'_>) -> Result<Vec<(u32, Vec<u8>)>, StorageError> {
 }
 
 /// The volume key that one of `passwords` opens in one of the folder's slots.
-/// ENOKEY when none does; EBADMSG for a slot that is not one.
+/// ENOKEY when none does; EMEDIUMTYPE when there is no slot; EBADMSG for a slot that is not one.
 pub fn open(
     dir: BorrowedFd<'_>,
     passwords: &[&[u8]],
@@ -353,8 +353,9 @@ pub fn open(
     })?;
     let slots = slots(dir)?;
     if slots.is_empty() {
+        // Not a wrong password: no password could open it, and the user must be told so.
         return Err(StorageError::new(
-            libc::ENOKEY,
+            libc::EMEDIUMTYPE,
             "the encrypted folder has no homed key slot (its encryption was set up elsewhere)",
         ));
     }

@@ -170,6 +170,17 @@ pub fn built_daemon() -> PathBuf {
 /// world.sh with this test binary (`--exact test`) and asserts that it passed; inside it sets
 /// the world up and runs the body.
 pub fn in_world(daemon: Daemon, module: Module, test: &str, body: impl FnOnce(&World)) {
+    in_world_with(daemon, module, test, &[], body);
+}
+
+/// [`in_world`] with more options for world.sh (such as `--home-fs ext4`).
+pub fn in_world_with(
+    daemon: Daemon,
+    module: Module,
+    test: &str,
+    world_options: &[&str],
+    body: impl FnOnce(&World),
+) {
     if std::env::var_os(INSIDE).is_some() {
         let world = World::enter(Module::from_env());
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&world)));
@@ -206,6 +217,7 @@ pub fn in_world(daemon: Daemon, module: Module, test: &str, body: impl FnOnce(&W
         .arg("240")
         .arg(repo_root().join("tests/sandbox/world.sh"))
         .args(&daemon_options)
+        .args(world_options)
         .arg("--")
         .arg(exe)
         .args([
@@ -478,6 +490,11 @@ impl World {
 
     /// `homectl create NAME --storage=directory` with `password` and extra options.
     pub fn create_home(&self, user: &str, password: &str, extra: &[&str]) {
+        self.create_home_on("directory", user, password, extra);
+    }
+
+    /// `homectl create NAME --storage=STORAGE` with `password` and extra options.
+    pub fn create_home_on(&self, storage: &str, user: &str, password: &str, extra: &[&str]) {
         self.secret(password);
         let out = Command::new("timeout")
             .arg("60")
@@ -485,7 +502,7 @@ impl World {
             .args([
                 "create",
                 user,
-                "--storage=directory",
+                &format!("--storage={storage}"),
                 "--enforce-password-policy=no",
             ])
             .args(extra)

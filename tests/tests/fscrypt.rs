@@ -151,3 +151,80 @@ fn fscrypt_homes_move_between_systemd_homed_and_ours() {
         .unwrap_or_default();
     assert_eq!(storages, [&serde_json::json!("fscrypt")], "{found}");
 }
+
+/// Sets an fscrypt policy on an empty folder that homed did not make: v1 with a descriptor no
+/// slot knows, or v2 with a key added to the file system for it (v2 requires one).
+const FOREIGN_POLICY: &str = r#"
+import fcntl, os, struct, sys
+version, folder = sys.argv[1], sys.argv[2]
+fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+SET_POLICY, ADD_KEY = 0x800C6613, 0xC0506617
+if version == "v1":
+    fcntl.ioctl(fd, SET_POLICY, struct.pack("=4B8s", 0, 1, 4, 0, os.urandom(8)))
+else:
+    raw = os.urandom(64)
+    arg = bytearray(struct.pack("=II32sII32x", 2, 0, bytes(32), len(raw), 0) + raw)
+    fcntl.ioctl(os.open(os.path.dirname(folder), os.O_RDONLY), ADD_KEY, arg)
+    identifier = bytes(arg[8:24])
+    fcntl.ioctl(fd, SET_POLICY, struct.pack("=4B4x16s", 2, 1, 4, 2, identifier))
+"#;
+
+#[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
+fn fscrypt_folder_with_a_foreign_policy_is_refused() {
+    let script = format!(
+        r#"
+cat > "$D/policy.py" <<'PY'
+{FOREIGN_POLICY}
+PY
+export PASSWORD=Pw-foreign-1 NEWPASSWORD=Pw-foreign-1
+step create timeout 60 $OURS create fx --storage=fscrypt --enforce-password-policy=no
+mv /home/fx.homedir /home/fx.ours
+for v in v1 v2; do
+    mkdir /home/fx.homedir
+    step set_$v python3 "$D/policy.py" $v /home/fx.homedir
+    step activate_$v timeout 60 $OURS activate fx
+    step state_$v sh -c "$OURS inspect fx | grep State:"
+    step left_$v sh -c 'ls -A /home/fx.homedir | wc -l; getfattr -d -m - /home/fx.homedir 2>/dev/null | grep -c fscrypt_slot; grep -c " /home/fx " /proc/self/mountinfo'
+    rmdir /home/fx.homedir
+done
+mv /home/fx.ours /home/fx.homedir
+step activate_own timeout 60 $OURS activate fx
+step deactivate_own timeout 60 $OURS deactivate fx
+"#
+    );
+    let mut options = HomeDaemon::Ours.world_options();
+    options.extend(["--home-fs".to_owned(), "ext4".to_owned()]);
+    let s = run_steps_with(&options, &script, 300);
+    s.expect_status("create", 0);
+    for (version, says) in [
+        ("v1", "no homed key slot"),
+        ("v2", "fscrypt policy other than v1"),
+    ] {
+        s.expect_status(&format!("set_{version}"), 0);
+        let activate = s.get(&format!("activate_{version}"));
+        assert_ne!(
+            activate.status, 0,
+            "{version}: a foreign folder was activated"
+        );
+        assert!(
+            activate.stderr.contains(says),
+            "{version}: unclear refusal: {}",
+            activate.stderr
+        );
+        let state = &s.get(&format!("state_{version}")).stdout;
+        assert_eq!(
+            state.split_whitespace().last(),
+            Some("inactive"),
+            "{version}: {state}"
+        );
+        // Nothing written into the folder and nothing mounted.
+        assert_eq!(
+            lines(&s.get(&format!("left_{version}")).stdout),
+            ["0", "0", "0"],
+            "{version}"
+        );
+    }
+    s.expect_status("activate_own", 0);
+    s.expect_status("deactivate_own", 0);
+}
