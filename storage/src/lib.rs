@@ -6,6 +6,7 @@
 pub mod directory;
 pub mod fscrypt;
 pub mod luks;
+pub mod space;
 pub mod subvolume;
 mod sys;
 pub mod walk;
@@ -88,14 +89,6 @@ pub fn mount_options(path: &str) -> Option<String> {
                 .then(|| fields[5].to_owned())
         })
         .next()
-}
-
-/// The space `uid` uses on the file system holding `path`, from its user quota; `None` where
-/// no quota is kept (homed then reports no usage).
-pub fn disk_usage(path: &str, uid: u32) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt as _;
-    let dev = std::fs::metadata(path).ok()?.dev();
-    sys::quota_usage(dev, uid)
 }
 
 /// Whether something is mounted on `path`.

@@ -187,26 +187,67 @@ pub fn cstring(s: &str) -> io::Result<CString> {
     CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
-/// The space `uid` uses on the file system `dev` according to its user quota, as homed reads
-/// it (`quotactl` on `/dev/block/MAJ:MIN`); `None` where the file system keeps no quota.
-pub fn quota_usage(dev: libc::dev_t, uid: u32) -> Option<u64> {
-    let node = std::ffi::CString::new(format!(
-        "/dev/block/{}:{}",
-        libc::major(dev),
-        libc::minor(dev)
-    ))
-    .ok()?;
+/// What a user's quota says, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserQuota {
+    pub used: Option<u64>,
+    /// The hard limit; `None` when there is none.
+    pub hard_limit: Option<u64>,
+}
+
+/// `uid`'s quota on the file system that holds `path`, as homed reads it: `quotactl_fd` on the
+/// path (the block device node on kernels without it). Nothing used when quota is off (ESRCH),
+/// as systemd-homed counts it; `None` where the file system keeps no user quota or the query
+/// fails.
+pub fn user_quota(path: &std::path::Path, uid: u32) -> Option<UserQuota> {
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
     let id = libc::c_int::try_from(uid).ok()?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .ok()?;
+    let cmd = libc::QCMD(libc::Q_GETQUOTA, libc::USRQUOTA);
     // SAFETY: an all-zero `dqblk` is a valid value of this plain C struct.
     let mut quota: libc::dqblk = unsafe { std::mem::zeroed() };
-    // SAFETY: `node` is NUL-terminated and `quota` is a writable dqblk, which Q_GETQUOTA fills.
-    let r = unsafe {
-        libc::quotactl(
-            libc::QCMD(libc::Q_GETQUOTA, libc::USRQUOTA),
-            node.as_ptr(),
+    // SAFETY: the descriptor is open for the call, and `quota` is a writable dqblk, which
+    // Q_GETQUOTA fills.
+    let mut r = unsafe {
+        libc::syscall(
+            libc::SYS_quotactl_fd,
+            file.as_raw_fd(),
+            cmd,
             id,
-            (&raw mut quota).cast(),
+            (&raw mut quota).cast::<libc::c_void>(),
         )
     };
-    (r == 0 && quota.dqb_valid & libc::QIF_SPACE != 0).then_some(quota.dqb_curspace)
+    let mut errno = std::io::Error::last_os_error().raw_os_error();
+    if r < 0 && errno == Some(libc::ENOSYS) {
+        let dev = file.metadata().ok()?.dev();
+        let node = std::ffi::CString::new(format!(
+            "/dev/block/{}:{}",
+            libc::major(dev),
+            libc::minor(dev)
+        ))
+        .ok()?;
+        // SAFETY: `node` is NUL-terminated and `quota` is a writable dqblk, as above.
+        r = libc::c_long::from(unsafe {
+            libc::quotactl(cmd, node.as_ptr(), id, (&raw mut quota).cast())
+        });
+        errno = std::io::Error::last_os_error().raw_os_error();
+    }
+    if r < 0 {
+        return (errno == Some(libc::ESRCH)).then_some(UserQuota {
+            used: Some(0),
+            hard_limit: None,
+        });
+    }
+    let valid = |flag: u32| quota.dqb_valid & flag != 0;
+    Some(UserQuota {
+        used: valid(libc::QIF_SPACE).then_some(quota.dqb_curspace),
+        // In quota blocks of 1 KiB; 0 is no limit.
+        hard_limit: (valid(libc::QIF_BLIMITS) && quota.dqb_bhardlimit > 0)
+            .then(|| quota.dqb_bhardlimit.saturating_mul(1024)),
+    })
 }

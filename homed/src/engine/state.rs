@@ -172,18 +172,37 @@ impl Engine {
         status.insert("state".into(), Value::from(self.state(home).as_str()));
         status.insert("service".into(), Value::String(HOMED_SERVICE.into()));
         status.insert("signedLocally".into(), Value::Bool(signed_locally));
-        if let Ok(st) = nix::sys::statvfs::statvfs(self.paths.home_root.as_str()) {
-            let frsize = st.fragment_size();
-            status.insert("diskSize".into(), json!(st.blocks() * frsize));
-            status.insert("diskFree".into(), json!(st.blocks_available() * frsize));
-            // The user quota's figure, as homed reads it; none without a quota.
-            if let Some(uid) = record.view(&self.machine).uid()
-                && let Some(used) = homed_storage::disk_usage(&self.image_path(&record), uid)
-            {
-                status.insert("diskUsage".into(), json!(used));
-            }
-            status.insert("diskCeiling".into(), json!(DISK_SIZE_MAX));
-            status.insert("diskFloor".into(), json!(DISK_SIZE_MIN));
+        if let Ok(kind) = self.storage_type(&record) {
+            let figures = kind.disk_figures(
+                &self.paths.home_root,
+                &self.image_path(&record),
+                record.view(&self.machine).uid(),
+            );
+            let mut put = |key: &str, value: Option<u64>| {
+                if let Some(v) = value {
+                    status.insert(key.into(), json!(v));
+                }
+            };
+            put("diskSize", figures.size);
+            put("diskUsage", figures.usage);
+            put("diskFree", figures.free);
+            put(
+                "diskCeiling",
+                Some(
+                    figures
+                        .ceiling
+                        .map_or(DISK_SIZE_MAX, |c| c.min(DISK_SIZE_MAX)),
+                ),
+            );
+            // As homed: never below what is in use.
+            put(
+                "diskFloor",
+                Some(
+                    figures
+                        .usage
+                        .map_or(DISK_SIZE_MIN, |u| u.max(DISK_SIZE_MIN)),
+                ),
+            );
         }
         if let Some(fs) = file_system_type(&self.paths.home_root) {
             status.insert("fileSystemType".into(), json!(fs));

@@ -10,6 +10,7 @@ use homed_shared::record::{RecordView, Storage};
 use homed_shared::signing::TrustedKeys;
 use homed_storage::luks::home::{self, HomeMountFlags};
 use homed_storage::luks::{FsType, LuksContainer, LuksError, LuksSettings, dm_name};
+use homed_storage::space::DiskFigures;
 use homed_storage::{StorageError, directory};
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};
@@ -31,6 +32,10 @@ const PASSWD_MOUNT_ROOT: &str = "/run/systemd/user-home-passwd";
 pub struct Luks;
 
 impl StorageType for Luks {
+    /// The home root's file system alone: the image's own figures are not read yet.
+    fn disk_figures(&self, home_root: &str, _image_path: &str, _uid: Option<u32>) -> DiskFigures {
+        DiskFigures::of_file_system(home_root)
+    }
     fn storage(&self) -> Storage {
         Storage::Luks
     }

@@ -12,6 +12,7 @@ pub use luks::{DISK_SIZE_MAX, DISK_SIZE_MIN};
 
 use homed_shared::record::{RecordView, Storage};
 use homed_storage::StorageError;
+use homed_storage::space::DiskFigures;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
@@ -69,6 +70,16 @@ pub trait StorageType: Sync {
     /// Whether the home of `user_name` is suspended right now (found after a restart).
     fn suspended_now(&self, _user_name: &str) -> bool {
         false
+    }
+    /// The space figures `inspect` shows for a home of this type with its image at
+    /// `image_path` in `home_root`: the home root's file system, narrowed by the user's quota
+    /// (as systemd-homed reads directory and fscrypt homes).
+    fn disk_figures(&self, home_root: &str, image_path: &str, uid: Option<u32>) -> DiskFigures {
+        let figures = DiskFigures::of_file_system(home_root);
+        match uid {
+            Some(uid) => figures.with_user_quota(std::path::Path::new(image_path), uid),
+            None => figures,
+        }
     }
 }
 

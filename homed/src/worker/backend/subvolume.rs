@@ -5,6 +5,7 @@
 use homed_shared::UserRecord;
 use homed_shared::record::{RecordView, Storage};
 use homed_storage::luks::home::STORED_UID;
+use homed_storage::space::DiskFigures;
 use homed_storage::{StorageError, directory, subvolume};
 use secrecy::SecretString;
 use serde_json::Value;
@@ -17,6 +18,10 @@ use crate::worker::proto::{CreateArgs, HomeSpec, WorkReply};
 pub struct Subvolume;
 
 impl StorageType for Subvolume {
+    /// The subvolume's own qgroup, not the user's quota, as systemd-homed reads it.
+    fn disk_figures(&self, home_root: &str, image_path: &str, _uid: Option<u32>) -> DiskFigures {
+        DiskFigures::of_file_system(home_root).with_qgroup(std::path::Path::new(image_path))
+    }
     fn storage(&self) -> Storage {
         Storage::Subvolume
     }
