@@ -13,14 +13,14 @@ export DEBIAN_FRONTEND=noninteractive
 # Host integration tests: a private system bus, the reference systemd-homed and userdbd, nss-systemd
 # and pam_systemd, pamtester, file systems and their tools.
 # VM tests: kmod (depmod), busybox-static and cpio for the initramfs, qemu.
-# Token tests: softhsm2 and opensc (pkcs11-tool). Test helpers: python3 with cryptography (signing a
+# Token tests: softhsm2, opensc (pkcs11-tool), p11-kit and gnutls-bin (p11tool). Test helpers: python3 with cryptography (signing a
 # record by hand).
 packages=(
     libcryptsetup-dev clang libclang-dev pkg-config libpam0g-dev libcrypt-dev
     dbus dbus-daemon pamtester systemd-homed systemd-userdbd libnss-systemd libpam-systemd
     cryptsetup-bin e2fsprogs btrfs-progs xfsprogs zstd util-linux
     kmod busybox-static cpio debootstrap
-    softhsm2 opensc
+    softhsm2 opensc p11-kit gnutls-bin
     python3 python3-cryptography
     strace bsdutils less valgrind
 )

@@ -10,6 +10,7 @@ mod ojson;
 mod options;
 mod pager;
 mod password;
+mod pkcs11;
 mod polkit;
 mod show;
 mod sys;

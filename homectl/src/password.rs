@@ -43,6 +43,10 @@ impl EnvSecrets {
         self.password.take()
     }
 
+    pub fn take_pin(&mut self) -> Option<SecretString> {
+        self.pin.take()
+    }
+
     pub fn take_new_password(&mut self) -> Option<SecretString> {
         self.new_password.take()
     }

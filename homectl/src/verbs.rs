@@ -389,6 +389,38 @@ fn handle_error(
         secret.prepend_password(ask(question)?);
         return Ok(());
     }
+    let pin_question = format!("Please enter security token PIN for user {user}:");
+    if e.is("TokenPinNeeded") {
+        secret.set_token_pin(ask(pin_question)?);
+        return Ok(());
+    }
+    if e.is("TokenProtectedAuthenticationPathNeeded") {
+        crate::log::notice("Please authenticate physically on security token.");
+        secret.permit("pkcs11ProtectedAuthenticationPathPermitted");
+        return Ok(());
+    }
+    if e.is("TokenPinLocked") {
+        return Err(
+            "Security token PIN is locked, please unlock it first. (Hint: Removal and re-insertion might suffice.)"
+                .into(),
+        );
+    }
+    let bad_pin = if e.is("BadPin") {
+        Some("")
+    } else if e.is("BadPinFewTriesLeft") {
+        Some(" (only a few tries left!)")
+    } else if e.is("BadPinOneTryLeft") {
+        Some(" (only one try left!)")
+    } else {
+        None
+    };
+    if let Some(hint) = bad_pin {
+        crate::log::notice(format!(
+            "Security token PIN incorrect, please try again{hint}."
+        ));
+        secret.set_token_pin(ask(pin_question)?);
+        return Ok(());
+    }
     if e.is("BadRecoveryKey") {
         if !secret.passwords().is_empty() {
             crate::log::notice("Recovery key incorrect or not sufficient, please try again.");
@@ -539,6 +571,24 @@ fn add_recovery_key(v: &mut OJson) -> Result<SecretString, String> {
     Ok(key)
 }
 
+/// Enrols the tokens of `--pkcs11-token-uri=` into the record; returns the PIN used.
+fn enrol_tokens(ctx: &mut Ctx, v: &mut OJson, user: &str) -> Result<Option<SecretString>, String> {
+    let env_pin = ctx.env.take_pin();
+    let mut used = None;
+    let mut enrolments = Vec::new();
+    for uri in &ctx.opts.pkcs11_token_uris {
+        let mut pin = || match &env_pin {
+            Some(p) => Ok(p.clone()),
+            None => password::prompt(&format!("Please enter security token PIN for user {user}:")),
+        };
+        let (enrolment, pin) = crate::pkcs11::enrol(uri, &mut pin)?;
+        enrolments.push(enrolment);
+        used = pin.or(used);
+    }
+    crate::pkcs11::apply(v, &enrolments);
+    Ok(used)
+}
+
 fn create(ctx: &mut Ctx, bus: &Manager, name: Option<&String>) -> VerbResult {
     let machine = machine()?;
     let mut extra = std::mem::take(&mut ctx.opts.changes.extra);
@@ -586,11 +636,21 @@ fn create(ctx: &mut Ctx, bus: &Manager, name: Option<&String>) -> VerbResult {
             }
         }
     }
-    // The recovery key travels with the passwords, after them (homed gives it its own keyslot).
+    let token_pin = if ctx.opts.pkcs11_given {
+        enrol_tokens(ctx, &mut v, &user)?
+    } else {
+        None
+    };
+    // The recovery key travels with the passwords, after them (homed gives it its own keyslot);
+    // the token's PIN lets the daemon unlock the token at once.
     let with_key = |secret: &Secret| {
         let mut passwords = secret.passwords().to_vec();
         passwords.extend(recovery_key.clone());
-        Secret::with_passwords(passwords)
+        let mut with = Secret::with_passwords(passwords);
+        if let Some(pin) = &token_pin {
+            with.set_token_pin(pin.clone());
+        }
+        with
     };
     loop {
         let text = identity::with_secret(&v, &with_key(&secret));

@@ -9,6 +9,8 @@ pub mod env;
 pub mod json;
 pub mod nss;
 pub mod password;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
 pub mod proto;
 pub mod publish;
 pub mod record;

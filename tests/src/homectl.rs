@@ -54,6 +54,27 @@ impl HomeDaemon {
         }
     }
 
+    /// `world.sh` options that start this daemon with `env` added to its environment (the
+    /// daemon inherits world.sh's otherwise). The wrapper that sets it is written into
+    /// `scratch`.
+    pub fn world_options_with_env(self, env: &[(&str, &str)], scratch: &Path) -> Vec<String> {
+        let wrapper = scratch.join("start-daemon-with-env");
+        let mut text = String::from("#!/bin/sh\n");
+        for (name, value) in env {
+            text.push_str(&format!("export {name}='{value}'\n"));
+        }
+        text.push_str(&format!("exec '{}'\n", self.binary().display()));
+        std::fs::write(&wrapper, text).unwrap_or_else(|e| panic!("write wrapper: {e}"));
+        let mut perms = std::fs::metadata(&wrapper)
+            .unwrap_or_else(|e| panic!("stat wrapper: {e}"))
+            .permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&wrapper, perms).unwrap_or_else(|e| panic!("chmod: {e}"));
+        let mut options = vec!["--homed".into(), wrapper.display().to_string()];
+        options.extend(self.policy_options());
+        options
+    }
+
     /// `world.sh` options that start this daemon with the host records in `records` already
     /// in `/var/lib/systemd/home` (a daemon reads them when it starts) and the keys and machine
     /// id in `keys` and `machine_id`. The wrapper that installs them is written into `scratch`.

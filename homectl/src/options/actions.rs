@@ -300,6 +300,25 @@ pub(super) fn and_resize(o: &mut Options, v: &str) -> Applied {
     Ok(None)
 }
 
+/// `--pkcs11-token-uri=URI|auto|list`; empty forgets the URIs given so far.
+pub(super) fn pkcs11_token_uri(o: &mut Options, v: &str) -> Applied {
+    o.pkcs11_given = true;
+    let uri = match v {
+        "" => {
+            o.pkcs11_token_uris.clear();
+            return Ok(None);
+        }
+        "list" => return crate::pkcs11::list().map(Some),
+        "auto" => crate::pkcs11::auto()?,
+        uri if crate::pkcs11::valid_uri(uri) => uri.to_owned(),
+        uri => return Err(format!("Not a valid PKCS#11 URI: {uri}")),
+    };
+    if !o.pkcs11_token_uris.contains(&uri) {
+        o.pkcs11_token_uris.push(uri);
+    }
+    Ok(None)
+}
+
 pub(super) fn recovery_key(o: &mut Options, v: &str) -> Applied {
     o.recovery_key = boolean_argument("recovery-key", v)?;
     Ok(None)

@@ -97,6 +97,9 @@ pub struct Options {
     pub and_change_password: bool,
     /// `--recovery-key=yes`: create generates a recovery key.
     pub recovery_key: bool,
+    /// `--pkcs11-token-uri=`: given at all (the old tokens are replaced), and the URIs.
+    pub pkcs11_given: bool,
+    pub pkcs11_token_uris: Vec<String>,
     pub args: Vec<String>,
 }
 
@@ -121,6 +124,8 @@ pub fn parse(argv: &[String]) -> Result<Parsed, String> {
         and_resize: false,
         and_change_password: false,
         recovery_key: false,
+        pkcs11_given: false,
+        pkcs11_token_uris: Vec::new(),
         args: Vec::new(),
     };
     let mut i = 0;

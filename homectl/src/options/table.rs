@@ -194,7 +194,7 @@ pub(super) const OPTIONS: &[Opt] = &[
     short('j', Flag(act::json_auto)),
     long("export-format", Run(act::export_format)),
     short('E', Flag(act::export_less)),
-    long("pkcs11-token-uri", Unsupported),
+    long("pkcs11-token-uri", Run(act::pkcs11_token_uri)),
     long("fido2-credential-algorithm", Unsupported),
     long("fido2-device", Unsupported),
     long("fido2-with-client-pin", Unsupported),

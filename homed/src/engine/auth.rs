@@ -10,6 +10,7 @@ use secrecy::ExposeSecret as _;
 use serde_json::{Map, Value, json};
 
 use crate::engine::{BAD_PASSWORD_DELAY, Engine, EngineError, EngineResult, Home, now_usec};
+use crate::worker::proto::WorkRequest;
 
 /// A failure that must cost the bad-password delay before it is reported.
 pub(crate) struct Delayed(pub(crate) EngineError);
@@ -153,7 +154,8 @@ impl Engine {
             .into_iter()
             .map(|(kind, hash)| (kind.to_owned(), hash.to_owned()))
             .collect();
-        if hashes.is_empty() && recovery_keys.is_empty() {
+        let devices = view.has_device_credentials();
+        if hashes.is_empty() && recovery_keys.is_empty() && !devices {
             return Err(AuthError::Now(EngineError::HomeCantAuthenticate(format!(
                 "Home {user} has no password or other authentication mechanism defined."
             ))));
@@ -161,21 +163,35 @@ impl Engine {
         let bad = EngineError::BadPassword(format!(
             "Password for home {user} is incorrect or not sufficient for authentication."
         ));
-        if secret.passwords().is_empty() {
-            return Err(AuthError::Now(bad));
+        let typed = !secret.passwords().is_empty();
+        if typed {
+            let passwords = owned_passwords(secret);
+            self.hash_checks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let ok = tokio::task::spawn_blocking(move || {
+                secret_matches(&passwords, &hashes, &recovery_keys)
+            })
+            .await
+            .unwrap_or(false);
+            if ok {
+                return Ok(());
+            }
         }
-        let passwords = owned_passwords(secret);
-        self.hash_checks
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let ok = tokio::task::spawn_blocking(move || {
-            secret_matches(&passwords, &hashes, &recovery_keys)
-        })
-        .await
-        .unwrap_or(false);
-        if ok {
-            Ok(())
-        } else {
+        if devices {
+            // The credentials that need a device are checked by a worker, which talks to the
+            // device (the daemon loads no token library).
+            let request = WorkRequest::AuthenticateDevices(self.spec(record));
+            return match self.work(user, request, Some(secret)).await {
+                Ok(_) => Ok(()),
+                Err(e) if typed && e.is_bad_password() => Err(AuthError::Delayed(Delayed(e))),
+                Err(EngineError::BadPassword(_)) if !typed => Err(AuthError::Now(bad)),
+                Err(e) => Err(AuthError::Now(e)),
+            };
+        }
+        if typed {
             Err(AuthError::Delayed(Delayed(bad)))
+        } else {
+            Err(AuthError::Now(bad))
         }
     }
 
@@ -191,7 +207,9 @@ impl Engine {
         let result = self.verify(&record, secret).await;
         let outcome = match &result {
             Ok(()) => Some(true),
-            Err(e) if matches!(e, AuthError::Delayed(_)) || !secret.passwords().is_empty() => {
+            Err(AuthError::Delayed(_)) => Some(false),
+            // A token's refusal (PIN needed, bad PIN) is not a bad password.
+            Err(AuthError::Now(e)) if !secret.passwords().is_empty() && !e.is_token_refusal() => {
                 Some(false)
             }
             Err(_) => None,

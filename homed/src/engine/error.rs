@@ -18,6 +18,13 @@ pub enum EngineError {
     HomeAbsent(String),
     HomeBusy(String),
     BadPassword(String),
+    BadPasswordAndNoToken(String),
+    TokenPinNeeded(String),
+    TokenProtectedAuthenticationPathNeeded(String),
+    TokenPinLocked(String),
+    BadPin(String),
+    BadPinFewTriesLeft(String),
+    BadPinOneTryLeft(String),
     HomeCantAuthenticate(String),
     BadSignature(String),
     RecordMismatch(String),
@@ -51,6 +58,13 @@ impl EngineError {
             | HomeAbsent(m)
             | HomeBusy(m)
             | BadPassword(m)
+            | BadPasswordAndNoToken(m)
+            | TokenPinNeeded(m)
+            | TokenProtectedAuthenticationPathNeeded(m)
+            | TokenPinLocked(m)
+            | BadPin(m)
+            | BadPinFewTriesLeft(m)
+            | BadPinOneTryLeft(m)
             | HomeCantAuthenticate(m)
             | BadSignature(m)
             | RecordMismatch(m)
@@ -70,6 +84,28 @@ impl EngineError {
         }
     }
 
+    /// A wrong password, which counts toward the rate limit and costs the delay.
+    pub fn is_bad_password(&self) -> bool {
+        matches!(
+            self,
+            EngineError::BadPassword(_) | EngineError::BadPasswordAndNoToken(_)
+        )
+    }
+
+    /// A security token's answer that asks for more (a PIN, a retry); not a bad password.
+    pub fn is_token_refusal(&self) -> bool {
+        use EngineError::*;
+        matches!(
+            self,
+            TokenPinNeeded(_)
+                | TokenProtectedAuthenticationPathNeeded(_)
+                | TokenPinLocked(_)
+                | BadPin(_)
+                | BadPinFewTriesLeft(_)
+                | BadPinOneTryLeft(_)
+        )
+    }
+
     /// The bus error name, as homed sends it.
     pub fn name(&self) -> &'static str {
         use EngineError::*;
@@ -86,6 +122,15 @@ impl EngineError {
             HomeAbsent(_) => n::HOME_ABSENT,
             HomeBusy(_) => n::HOME_BUSY,
             BadPassword(_) => n::BAD_PASSWORD,
+            BadPasswordAndNoToken(_) => n::BAD_PASSWORD_AND_NO_TOKEN,
+            TokenPinNeeded(_) => n::TOKEN_PIN_NEEDED,
+            TokenProtectedAuthenticationPathNeeded(_) => {
+                n::TOKEN_PROTECTED_AUTHENTICATION_PATH_NEEDED
+            }
+            TokenPinLocked(_) => n::TOKEN_PIN_LOCKED,
+            BadPin(_) => n::BAD_PIN,
+            BadPinFewTriesLeft(_) => n::BAD_PIN_FEW_TRIES_LEFT,
+            BadPinOneTryLeft(_) => n::BAD_PIN_ONE_TRY_LEFT,
             HomeCantAuthenticate(_) => n::HOME_CANT_AUTHENTICATE,
             BadSignature(_) => n::BAD_SIGNATURE,
             RecordMismatch(_) => n::RECORD_MISMATCH,
@@ -136,6 +181,27 @@ impl EngineError {
             WorkErrorKind::BadPassword => EngineError::BadPassword(format!(
                 "Password for home {user} is incorrect or not sufficient for authentication."
             )),
+            WorkErrorKind::BadPasswordAndNoToken => EngineError::BadPasswordAndNoToken(format!(
+                "Password for home {user} is incorrect or not sufficient, and configured security token not found either."
+            )),
+            WorkErrorKind::TokenPinNeeded => {
+                EngineError::TokenPinNeeded("PIN for security token required.".into())
+            }
+            WorkErrorKind::TokenProtectedPathNeeded => {
+                EngineError::TokenProtectedAuthenticationPathNeeded(
+                    "Security token requires protected authentication path.".into(),
+                )
+            }
+            WorkErrorKind::TokenPinLocked => {
+                EngineError::TokenPinLocked("PIN of security token locked.".into())
+            }
+            WorkErrorKind::BadPin => EngineError::BadPin("Bad PIN of security token.".into()),
+            WorkErrorKind::BadPinFewTriesLeft => EngineError::BadPinFewTriesLeft(
+                "Bad PIN of security token, and only a few tries left.".into(),
+            ),
+            WorkErrorKind::BadPinOneTryLeft => EngineError::BadPinOneTryLeft(
+                "Bad PIN of security token, and only one try left.".into(),
+            ),
             WorkErrorKind::NotSupported => EngineError::NotSupported(format!(
                 "Operation not supported on the storage of home {user}"
             )),

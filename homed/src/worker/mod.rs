@@ -87,8 +87,13 @@ fn dispatch(request: &WorkRequest, secret: &Secret) -> Result<WorkReply, Storage
             ..WorkReply::default()
         });
     }
-    let backend = backend::for_storage(spec.storage())?;
     let record = spec.host_record().ok().map(|(r, _)| r);
+    if let WorkRequest::AuthenticateDevices(_) = request {
+        let record =
+            record.ok_or_else(|| StorageError::new(libc::EINVAL, "request lacks record"))?;
+        return unlock::authenticate_devices(&record, secret).map(|()| WorkReply::default());
+    }
+    let backend = backend::for_storage(spec.storage())?;
     let keys = unlock::passphrases(record.as_ref(), secret)?;
     let done = WorkReply::default();
     match request {
@@ -102,7 +107,9 @@ fn dispatch(request: &WorkRequest, secret: &Secret) -> Result<WorkReply, Storage
         WorkRequest::WriteIdentity(spec) => backend.write_identity(spec).map(|()| done),
         WorkRequest::AddKeys(args) => backend.add_keys(args, &keys),
         WorkRequest::RetireKeys(args) => backend.retire_keys(args, &keys).map(|()| done),
-        WorkRequest::ReadIdentity(_) => unreachable!("answered above"),
+        WorkRequest::ReadIdentity(_) | WorkRequest::AuthenticateDevices(_) => {
+            unreachable!("answered above")
+        }
     }
 }
 

@@ -123,6 +123,9 @@ pub enum WorkRequest {
     /// Second half, once the new host record is saved: the old keys go, then the copies.
     #[serde(rename = "passwd-record")]
     RetireKeys(RetireKeys),
+    /// Checks the secret with the credentials that need a device (a security token): done
+    /// when one of them yields a password its entry's hash accepts.
+    AuthenticateDevices(HomeSpec),
 }
 
 impl WorkRequest {
@@ -138,7 +141,8 @@ impl WorkRequest {
             | WorkRequest::Remove(s)
             | WorkRequest::Inspect(s)
             | WorkRequest::ReadIdentity(s)
-            | WorkRequest::WriteIdentity(s) => s,
+            | WorkRequest::WriteIdentity(s)
+            | WorkRequest::AuthenticateDevices(s) => s,
         }
     }
 
@@ -157,6 +161,7 @@ impl WorkRequest {
             WorkRequest::WriteIdentity(_) => "write-identity",
             WorkRequest::AddKeys(_) => "passwd-keyslots",
             WorkRequest::RetireKeys(_) => "passwd-record",
+            WorkRequest::AuthenticateDevices(_) => "authenticate-devices",
         }
     }
 }
@@ -216,6 +221,15 @@ pub struct WorkReply {
 pub enum WorkErrorKind {
     /// None of the passwords opens the home (a bad-password attempt).
     BadPassword,
+    /// The password is wrong and the record's security token is not present (counted as a
+    /// bad password, as homed counts it).
+    BadPasswordAndNoToken,
+    TokenPinNeeded,
+    TokenProtectedPathNeeded,
+    TokenPinLocked,
+    BadPin,
+    BadPinFewTriesLeft,
+    BadPinOneTryLeft,
     /// A newer record inside the home is not signed by a trusted key.
     Untrusted,
     NotActive,
@@ -241,6 +255,13 @@ impl WorkErrorKind {
     fn errno(self) -> i32 {
         match self {
             WorkErrorKind::BadPassword => libc::ENOKEY,
+            WorkErrorKind::BadPasswordAndNoToken => libc::EBADSLT,
+            WorkErrorKind::TokenPinNeeded => libc::ENOANO,
+            WorkErrorKind::TokenProtectedPathNeeded => libc::ERFKILL,
+            WorkErrorKind::TokenPinLocked => libc::EOWNERDEAD,
+            WorkErrorKind::BadPin => libc::ENOLCK,
+            WorkErrorKind::BadPinFewTriesLeft => libc::ETOOMANYREFS,
+            WorkErrorKind::BadPinOneTryLeft => libc::EUCLEAN,
             WorkErrorKind::Untrusted => libc::EKEYREJECTED,
             WorkErrorKind::NotActive => libc::ENOEXEC,
             WorkErrorKind::AlreadyActive => libc::EALREADY,
@@ -260,6 +281,13 @@ impl WorkErrorKind {
     fn of_errno(errno: i32) -> WorkErrorKind {
         match errno {
             libc::ENOKEY => WorkErrorKind::BadPassword,
+            libc::EBADSLT => WorkErrorKind::BadPasswordAndNoToken,
+            libc::ENOANO => WorkErrorKind::TokenPinNeeded,
+            libc::ERFKILL => WorkErrorKind::TokenProtectedPathNeeded,
+            libc::EOWNERDEAD => WorkErrorKind::TokenPinLocked,
+            libc::ENOLCK => WorkErrorKind::BadPin,
+            libc::ETOOMANYREFS => WorkErrorKind::BadPinFewTriesLeft,
+            libc::EUCLEAN => WorkErrorKind::BadPinOneTryLeft,
             libc::EKEYREJECTED => WorkErrorKind::Untrusted,
             libc::ENOEXEC => WorkErrorKind::NotActive,
             libc::EALREADY => WorkErrorKind::AlreadyActive,

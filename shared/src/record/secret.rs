@@ -144,6 +144,14 @@ impl Secret {
         }
     }
 
+    /// Whether one of the permission flags is set to true.
+    pub fn permitted(&self, flag: &str) -> bool {
+        self.flags
+            .get(flag)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.passwords.is_empty() && self.token_pins.is_empty() && self.flags.is_empty()
     }

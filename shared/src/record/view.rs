@@ -308,6 +308,14 @@ impl<'a> RecordView<'a> {
             .collect()
     }
 
+    /// Whether the record has credentials that need a device to check (security tokens:
+    /// `privileged.pkcs11EncryptedKey`).
+    pub fn has_device_credentials(&self) -> bool {
+        self.privileged("pkcs11EncryptedKey")
+            .and_then(Value::as_array)
+            .is_some_and(|entries| !entries.is_empty())
+    }
+
     pub fn locked(&self) -> bool {
         self.bool_field("locked").unwrap_or(false)
     }

@@ -1,0 +1,168 @@
+//! PKCS#11 security tokens with SoftHSM2 (a real PKCS#11 module, registered with p11-kit):
+//! enrolment by our homectl and by systemd's homectl 252, unlock with the PIN alone by our
+//! daemon and by systemd-homed 252, the bus errors for a wrong PIN, a missing PIN and a missing
+//! token, and the password still working while the token is away.
+//!
+//! The token lives in the world's state folder; both daemons are started with SOFTHSM2_CONF
+//! pointing at it, and "removing" the token moves its folder aside so that SoftHSM finds none.
+
+use base64::Engine as _;
+use homed_tests::homectl::{HomeDaemon, Steps, run_steps_with};
+use serde_json::Value;
+
+const SOFTHSM_DIR: &str = "/run/homed-world/softhsm";
+const SOFTHSM_CONF: &str = "/run/homed-world/softhsm/softhsm2.conf";
+
+/// Makes the token: initialised with PIN 123456, an RSA-2048 key pair made by openssl and
+/// imported, and a self-signed certificate for it under the same id.
+const SETUP: &str = r#"
+H=/run/homed-world/softhsm
+export SOFTHSM2_CONF=$H/softhsm2.conf
+mkdir -p $H/tokens
+printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' $H >$SOFTHSM2_CONF
+softhsm2-util --init-token --free --label homed-test --so-pin 12345678 --pin 123456 >/dev/null || exit 11
+openssl req -x509 -newkey rsa:2048 -nodes -keyout $H/key.pem -out $H/cert.pem -days 3650 -subj /CN=homed-test 2>/dev/null || exit 12
+openssl x509 -in $H/cert.pem -outform der -out $H/cert.der || exit 13
+openssl pkcs8 -topk8 -nocrypt -in $H/key.pem -out $H/key8.pem || exit 14
+softhsm2-util --import $H/key8.pem --token homed-test --label homekey --id 01 --pin 123456 >/dev/null || exit 15
+pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label homed-test --login --pin 123456 \
+    --write-object $H/cert.der --type cert --id 01 --label homekey >/dev/null 2>&1 || exit 16
+"#;
+
+/// Per daemon: `$CLIENT` is the homectl that talks to it for activation (ours for ours, 252's
+/// for 252), `$ENROL_OTHER` the homectl of the other side, which enrols a second home.
+const SCRIPT: &str = r#"
+bus() { timeout 60 dbus-send --system --print-reply --dest=org.freedesktop.home1 /org/freedesktop/home1 "org.freedesktop.home1.Manager.$1" "string:$2" "string:$3"; }
+step list_ours timeout 30 $OURS --pkcs11-token-uri=list
+PIN=123456 NEWPASSWORD=Pw-pk-1111 step create_a timeout 60 $OURS create pka --storage=directory --enforce-password-policy=no --pkcs11-token-uri=auto
+PIN=123456 NEWPASSWORD=Pw-pk-1111 step create_b timeout 60 $THEIRS create pkb --storage=directory --enforce-password-policy=no --pkcs11-token-uri=pkcs11:token=homed-test
+step json_a timeout 20 $OURS inspect pka -j
+step json_b timeout 20 $OURS inspect pkb -j
+for u in a b; do
+    PIN=123456 step activate_${u}_pin timeout 60 $CLIENT activate pk$u
+    step active_${u} mountpoint -q /home/pk$u
+    step deactivate_${u} timeout 60 $CLIENT deactivate pk$u
+done
+step bus_wrong_pin bus ActivateHome pka '{"tokenPin":["999999"]}'
+step bus_no_pin bus ActivateHome pka '{}'
+mv $H/tokens $H/tokens.away && mkdir $H/tokens
+step bus_no_token bus ActivateHome pka '{"password":["Wrong-pw-1"]}'
+PASSWORD=Pw-pk-1111 step activate_password timeout 60 $CLIENT activate pka
+step active_password mountpoint -q /home/pka
+step deactivate_password timeout 60 $CLIENT deactivate pka
+step inactive sh -c '! mountpoint -q /home/pka'
+rm -rf $H/tokens && mv $H/tokens.away $H/tokens
+PIN=123456 step activate_back timeout 60 $CLIENT activate pka
+step deactivate_back timeout 60 $CLIENT deactivate pka
+"#;
+
+fn run(daemon: HomeDaemon) -> Steps {
+    let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let options = daemon.world_options_with_env(&[("SOFTHSM2_CONF", SOFTHSM_CONF)], scratch.path());
+    let client = match daemon {
+        HomeDaemon::Ours => "$OURS",
+        HomeDaemon::SystemdHomed => "$THEIRS",
+    };
+    let script = format!("{SETUP}\nCLIENT={client}\n{SCRIPT}");
+    let steps = run_steps_with(&options, &script, 500);
+    assert!(
+        steps.steps.contains_key("list_ours"),
+        "{daemon:?}: the token was not set up in {SOFTHSM_DIR}\n--- world stdout\n{}\n--- world stderr\n{}",
+        steps.world.stdout,
+        steps.world.stderr
+    );
+    steps
+}
+
+fn record(steps: &Steps, name: &str) -> Value {
+    let step = steps.expect_status(name, 0);
+    serde_json::from_str(step.stdout.trim())
+        .unwrap_or_else(|e| panic!("step {name}: not JSON ({e}): {}", step.stdout))
+}
+
+/// The error line dbus-send printed for a refused call.
+fn bus_error(steps: &Steps, name: &str) -> String {
+    let step = steps.get(name);
+    assert_ne!(step.status, 0, "step {name} succeeded: {}", step.stdout);
+    step.stderr.trim().to_owned()
+}
+
+#[test]
+#[ignore = "needs root: runs in a private world (tests/sandbox/world.sh)"]
+fn tokens_enrolled_by_either_homectl_unlock_homes_of_either_daemon_with_the_pin() {
+    let mut errors = Vec::new();
+    for daemon in HomeDaemon::all() {
+        let s = run(daemon);
+        let list = &s.expect_status("list_ours", 0).stdout;
+        assert!(
+            list.contains("token=homed-test") && list.starts_with("URI"),
+            "{daemon:?}: list: {list}"
+        );
+        s.expect_status("create_a", 0);
+        s.expect_status("create_b", 0);
+        for u in ["a", "b"] {
+            let json = record(&s, &format!("json_{u}"));
+            let uris = json["pkcs11TokenUri"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(uris.len(), 1, "{daemon:?}/{u}: {json}");
+            let entries = json["privileged"]["pkcs11EncryptedKey"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(entries.len(), 1, "{daemon:?}/{u}: {json}");
+            assert_eq!(entries[0]["uri"], uris[0]);
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(entries[0]["data"].as_str().unwrap_or_default())
+                .unwrap_or_default();
+            assert_eq!(data.len(), 256, "{daemon:?}/{u}: RSA-2048 ciphertext");
+            assert!(
+                entries[0]["hashedPassword"]
+                    .as_str()
+                    .is_some_and(|h| h.starts_with('$')),
+                "{json}"
+            );
+            // The password stays mandatory beside the token.
+            assert_eq!(
+                json["privileged"]["hashedPassword"]
+                    .as_array()
+                    .map(Vec::len),
+                Some(1)
+            );
+            s.expect_status(&format!("activate_{u}_pin"), 0);
+            s.expect_status(&format!("active_{u}"), 0);
+            s.expect_status(&format!("deactivate_{u}"), 0);
+        }
+        s.expect_status("activate_password", 0);
+        s.expect_status("active_password", 0);
+        s.expect_status("deactivate_password", 0);
+        s.expect_status("inactive", 0);
+        s.expect_status("activate_back", 0);
+        s.expect_status("deactivate_back", 0);
+        errors.push((
+            daemon,
+            bus_error(&s, "bus_wrong_pin"),
+            bus_error(&s, "bus_no_pin"),
+            bus_error(&s, "bus_no_token"),
+        ));
+    }
+    // SoftHSM flags its user PIN "count low" after one failed login, so 252 reports the
+    // few-tries-left variant of BadPin; ours must say exactly what 252 says.
+    for (daemon, wrong_pin, no_pin, no_token) in &errors {
+        assert_eq!(
+            wrong_pin,
+            "Error org.freedesktop.home1.BadPinFewTriesLeft: Bad PIN of security token, and only a few tries left.",
+            "{daemon:?}"
+        );
+        assert_eq!(
+            no_pin, "Error org.freedesktop.home1.TokenPinNeeded: PIN for security token required.",
+            "{daemon:?}"
+        );
+        assert_eq!(
+            no_token,
+            "Error org.freedesktop.home1.BadPasswordAndNoToken: Password for home pka is incorrect or not sufficient, and configured security token not found either.",
+            "{daemon:?}"
+        );
+    }
+}
