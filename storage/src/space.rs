@@ -7,6 +7,8 @@ use std::io;
 use std::os::fd::AsRawFd as _;
 use std::path::Path;
 
+use crate::subvolume::{BTRFS_QGROUP_LIMIT_MAX_RFER, IOC_READ, IOC_WRITE, btrfs_ioc};
+
 /// What is known of a home's space; `None` for what cannot be told.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct DiskFigures {
@@ -86,18 +88,14 @@ pub struct QgroupQuota {
     pub referenced_max: Option<u64>,
 }
 
-const BTRFS_IOCTL_MAGIC: u64 = 0x94;
 const BTRFS_QUOTA_TREE_OBJECTID: u64 = 8;
 const BTRFS_FIRST_FREE_OBJECTID: u64 = 256;
 const BTRFS_QGROUP_INFO_KEY: u32 = 242;
 const BTRFS_QGROUP_LIMIT_KEY: u32 = 244;
-const BTRFS_QGROUP_LIMIT_MAX_RFER: u64 = 1;
 /// Both ioctls below take a 4 KiB argument.
 const ARGS_SIZE: usize = 4096;
-const BTRFS_IOC_TREE_SEARCH: u64 =
-    (3 << 30) | ((ARGS_SIZE as u64) << 16) | (BTRFS_IOCTL_MAGIC << 8) | 17;
-const BTRFS_IOC_INO_LOOKUP: u64 =
-    (3 << 30) | ((ARGS_SIZE as u64) << 16) | (BTRFS_IOCTL_MAGIC << 8) | 18;
+const BTRFS_IOC_TREE_SEARCH: u64 = btrfs_ioc(IOC_READ | IOC_WRITE, 17, ARGS_SIZE);
+const BTRFS_IOC_INO_LOOKUP: u64 = btrfs_ioc(IOC_READ | IOC_WRITE, 18, ARGS_SIZE);
 
 /// `struct btrfs_ioctl_search_key`.
 #[repr(C)]

@@ -19,7 +19,7 @@ const SUBVOLUME_ROOT_INODE: u64 = 256;
 
 const BTRFS_IOCTL_MAGIC: u64 = 0x94;
 const BTRFS_PATH_NAME_MAX: usize = 4087;
-const BTRFS_QGROUP_LIMIT_MAX_RFER: u64 = 1;
+pub(crate) const BTRFS_QGROUP_LIMIT_MAX_RFER: u64 = 1;
 const BTRFS_QUOTA_CTL_ENABLE: u64 = 1;
 
 /// `struct btrfs_ioctl_quota_ctl_args`.
@@ -48,11 +48,11 @@ struct QgroupLimitArgs {
 }
 
 /// Linux's `_IOC(dir, 0x94, nr, size)` for the btrfs ioctls.
-const fn btrfs_ioc(dir: u64, nr: u64, size: usize) -> u64 {
+pub(crate) const fn btrfs_ioc(dir: u64, nr: u64, size: usize) -> u64 {
     (dir << 30) | ((size as u64) << 16) | (BTRFS_IOCTL_MAGIC << 8) | nr
 }
-const IOC_WRITE: u64 = 1;
-const IOC_READ: u64 = 2;
+pub(crate) const IOC_WRITE: u64 = 1;
+pub(crate) const IOC_READ: u64 = 2;
 const BTRFS_IOC_SUBVOL_CREATE: u64 = btrfs_ioc(IOC_WRITE, 14, size_of::<VolArgs>());
 const BTRFS_IOC_SNAP_DESTROY: u64 = btrfs_ioc(IOC_WRITE, 15, size_of::<VolArgs>());
 const BTRFS_IOC_QGROUP_LIMIT: u64 = btrfs_ioc(IOC_READ, 43, size_of::<QgroupLimitArgs>());
