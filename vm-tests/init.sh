@@ -104,8 +104,9 @@ interop-create)
         echo "VMTEST FAIL interop-create (the transfer disk or the daemon did not come up)"
     fi
     # Our daemon and homectl go along: the Debian guest times them next to systemd-homed 252.
-    cp /interop-run.sh /xfer/run.sh &&
-        mkdir -p /xfer/ours && cp /usr/bin/homed /usr/bin/homectl /xfer/ours/ && umount /xfer
+    cp /interop-run.sh /xfer/run.sh && cp /interop-cifs.sh /xfer/cifs.sh &&
+        mkdir -p /xfer/ours && cp /usr/bin/homed /usr/bin/homectl /xfer/ours/ &&
+        cp /lib/x86_64-linux-gnu/security/pam_homed.so /xfer/ours/ && umount /xfer
     echo "VMTEST END"
     sync
     poweroff -f

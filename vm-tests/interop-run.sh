@@ -133,4 +133,6 @@ bench_ours() {
 bench_ours
 
 journalctl -u systemd-homed --no-pager -o cat 2>/dev/null | tail -15 > /xfer/homed.log
+# CIFS homes against a Samba server in this guest, both daemons.
+sh /xfer/cifs.sh
 echo "VMTEST END"

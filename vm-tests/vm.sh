@@ -19,6 +19,7 @@ timeout_secs=${HOMED_VM_TIMEOUT:-300}
 # The main boot runs every engine and daemon scenario in one go (about 6 minutes warm).
 main_timeout=${HOMED_VM_MAIN_TIMEOUT:-900}
 mem=${HOMED_VM_MEMORY:-1536}
+debian_timeout=${HOMED_VM_DEBIAN_TIMEOUT:-600}
 
 # Kernel modules the scenarios need, by name; their dependencies are added from modules.dep.
 # Names that are built into the kernel are skipped.
@@ -70,7 +71,7 @@ kernel() {
 }
 
 # The Debian guest with systemd and the real systemd-homed 252, for cross-tests (vm-recipe.md).
-debian_packages=systemd,systemd-sysv,systemd-homed,systemd-userdbd,dbus,libpam-systemd,libnss-systemd,cryptsetup-bin,e2fsprogs,btrfs-progs,kmod,udev,util-linux,fdisk,pamtester
+debian_packages=systemd,systemd-sysv,systemd-homed,systemd-userdbd,dbus,libpam-systemd,libnss-systemd,cryptsetup-bin,e2fsprogs,btrfs-progs,kmod,udev,util-linux,fdisk,pamtester,samba,cifs-utils
 debian_mirror=${HOMED_VM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 # Builds (once, cached by package list) a root file system with debootstrap; prints its folder.
@@ -238,6 +239,7 @@ initramfs() {
     done < "$root/modules.order"
     echo "$ver" > "$root/kernel-version"
     cp "$here/interop-run.sh" "$root/interop-run.sh"
+    cp "$here/interop-cifs.sh" "$root/interop-cifs.sh"
     cp "$here/init.sh" "$root/init"
     chmod 755 "$root/init"
     cp "$here/scenarios.txt" "$root/scenarios.txt"
@@ -274,9 +276,9 @@ show() { clean "$1" | grep -E '^(VMTEST|  - |  \| |homed-vm-check:)' || true; }
 # "VMTEST END", a FAIL line for $2 and the log's tail, and status 1. $1: console log; $3: stage;
 # more: qemu's arguments.
 boot_finished() {
-    local logf=$1 name=$2
+    local logf=$1 name=$2 limit=${BOOT_TIMEOUT:-$timeout_secs}
     shift 2
-    timeout --kill-after=10 "$timeout_secs" \
+    timeout --kill-after=10 "$limit" \
         bash -c "$(declare -f boot); $(declare -p mem kernel_dir kernel_ver initrd); boot \"\$@\"" boot "$logf" "$@" || true
     show "$logf"
     clean "$logf" | grep -q '^VMTEST END' && return 0
@@ -369,7 +371,8 @@ interop() {
     xfer=$(mktemp "${TMPDIR:-/tmp}/homed-vm-xfer.XXXXXX")
     truncate -s 1G "$xfer"
     if boot_finished "$log1" interop-create interop-create -drive "file=$xfer,format=raw,if=virtio"; then
-        boot_finished "$log2" homed252-interop debian \
+        # The Debian guest boots systemd and runs the LUKS and the CIFS cross-tests.
+        BOOT_TIMEOUT=$debian_timeout boot_finished "$log2" homed252-interop debian \
             -drive "file=$dimg,format=raw,if=virtio,snapshot=on" -drive "file=$xfer,format=raw,if=virtio" ||
             true
     fi

@@ -45,6 +45,7 @@ pub mod errors {
     pub const AUTHENTICATION_LIMIT_HIT: &str = "org.freedesktop.home1.AuthenticationLimitHit";
     pub const REBALANCE_NOT_NEEDED: &str = "org.freedesktop.home1.RebalanceNotNeeded";
     pub const NO_DISK_SPACE: &str = "org.freedesktop.home1.NoDiskSpace";
+    pub const BAD_HOME_SIZE: &str = "org.freedesktop.home1.BadHomeSize";
     pub const ACCESS_DENIED: &str = "org.freedesktop.DBus.Error.AccessDenied";
     pub const INVALID_ARGS: &str = "org.freedesktop.DBus.Error.InvalidArgs";
     pub const NOT_SUPPORTED: &str = "org.freedesktop.DBus.Error.NotSupported";

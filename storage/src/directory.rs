@@ -84,6 +84,21 @@ pub(crate) fn create_with(
     Ok(())
 }
 
+/// Copies the skeleton folder `skel` (none there: nothing) into a new home, owned by the user.
+pub(crate) fn copy_skeleton(
+    skel: &str,
+    home: std::os::fd::BorrowedFd<'_>,
+    uid: u32,
+    gid: u32,
+) -> Result<(), StorageError> {
+    match sys::open_dir_path(skel) {
+        Ok(src) => walk::copy_tree(src.as_fd(), home, uid, gid)
+            .map_err(|e| StorageError::io(format!("copying the skeleton {skel}"), e)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(e) => Err(StorageError::io(format!("opening the skeleton {skel}"), e)),
+    }
+}
+
 fn fill(
     req: &CreateRequest<'_>,
     parent: &std::os::fd::OwnedFd,
@@ -92,12 +107,7 @@ fn fill(
     let home = sys::open_dir_at(parent.as_fd(), name)
         .map_err(|e| StorageError::io(format!("opening {}", req.image_path), e))?;
     if let Some(skel) = req.skeleton {
-        match sys::open_dir_path(skel) {
-            Ok(src) => walk::copy_tree(src.as_fd(), home.as_fd(), req.uid, req.gid)
-                .map_err(|e| StorageError::io(format!("copying the skeleton {skel}"), e))?,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-            Err(e) => return Err(StorageError::io(format!("opening the skeleton {skel}"), e)),
-        }
+        copy_skeleton(skel, home.as_fd(), req.uid, req.gid)?;
     }
     walk::write_file_atomic(
         home.as_fd(),

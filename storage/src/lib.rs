@@ -3,6 +3,7 @@
 //! copy never blocks the daemon. Only the daemon links this crate: the PAM and NSS modules carry
 //! no mount code and no libcryptsetup.
 
+pub mod cifs;
 pub mod directory;
 pub mod fscrypt;
 pub mod luks;

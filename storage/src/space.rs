@@ -1,7 +1,7 @@
 //! The space figures `inspect` shows for a home whose files live on the home root's own file
 //! system, read as systemd-homed 252 reads them: the file system's size and free space,
 //! narrowed by the user's quota (directory and fscrypt homes) or by the subvolume's own btrfs
-//! qgroup (subvolume homes).
+//! qgroup (subvolume homes); and `diskSize` applied to those homes the same two ways.
 
 use std::io;
 use std::os::fd::AsRawFd as _;
@@ -236,6 +236,38 @@ pub fn subvolume_quota(path: &Path) -> io::Result<QgroupQuota> {
         referenced,
         referenced_max,
     })
+}
+
+/// Applies a directory-like home's `diskSize` as systemd-homed 252 does: the user's block
+/// quota on ext4 and xfs, the subvolume's qgroup limit (quota switched on first) on btrfs.
+/// ENOTTY, with what is missing, where neither can be set; nothing is changed then.
+pub fn apply_disk_size(image_path: &str, uid: u32, size: u64) -> Result<(), crate::StorageError> {
+    use nix::sys::statfs::{BTRFS_SUPER_MAGIC, EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC, statfs};
+    let not_here = |what: String| crate::StorageError::new(libc::ENOTTY, what);
+    let kind = statfs(image_path)
+        .map_err(|e| crate::StorageError::io(format!("statfs {image_path}"), io::Error::from(e)))?
+        .filesystem_type();
+    if kind == EXT4_SUPER_MAGIC || kind == XFS_SUPER_MAGIC {
+        return crate::sys::set_user_block_limit(Path::new(image_path), uid, size).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENOTTY) {
+                not_here(format!("UID quota not available on {image_path}."))
+            } else {
+                crate::StorageError::io(format!("setting the disk quota of UID {uid}"), e)
+            }
+        });
+    }
+    if kind == BTRFS_SUPER_MAGIC {
+        if !crate::subvolume::is_subvolume(Path::new(image_path)) {
+            return Err(not_here(format!(
+                "Directory {image_path} is not a subvolume, cannot apply quota."
+            )));
+        }
+        crate::subvolume::enable_quota(image_path)?;
+        return crate::subvolume::set_limit(image_path, size);
+    }
+    Err(not_here(format!(
+        "Type of directory {image_path} not known, cannot apply quota."
+    )))
 }
 
 #[cfg(test)]

@@ -159,7 +159,7 @@ pub fn create(req: &NewSubvolume<'_>) -> Result<(), StorageError> {
 }
 
 /// Switches on qgroup accounting for the file system holding `image_path` (a no-op when on).
-fn enable_quota(image_path: &str) -> Result<(), StorageError> {
+pub(crate) fn enable_quota(image_path: &str) -> Result<(), StorageError> {
     let fd = sys::open_dir_path(image_path)
         .map_err(|e| StorageError::io(format!("opening {image_path}"), e))?;
     let mut args = QuotaCtlArgs {

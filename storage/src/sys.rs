@@ -195,50 +195,59 @@ pub struct UserQuota {
     pub hard_limit: Option<u64>,
 }
 
-/// `uid`'s quota on the file system that holds `path`, as homed reads it: `quotactl_fd` on the
-/// path (the block device node on kernels without it). Nothing used when quota is off (ESRCH),
-/// as systemd-homed counts it; `None` where the file system keeps no user quota or the query
-/// fails.
-pub fn user_quota(path: &std::path::Path, uid: u32) -> Option<UserQuota> {
-    use std::os::fd::AsRawFd as _;
+/// `quotactl_fd(QCMD(op, USRQUOTA))` for `uid` on the file system holding `path`, through the
+/// block device node on kernels without `quotactl_fd`.
+fn user_quotactl(
+    path: &std::path::Path,
+    op: libc::c_int,
+    uid: u32,
+    quota: &mut libc::dqblk,
+) -> io::Result<()> {
     use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
-    let id = libc::c_int::try_from(uid).ok()?;
+    let id = libc::c_int::try_from(uid).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .ok()?;
-    let cmd = libc::QCMD(libc::Q_GETQUOTA, libc::USRQUOTA);
-    // SAFETY: an all-zero `dqblk` is a valid value of this plain C struct.
-    let mut quota: libc::dqblk = unsafe { std::mem::zeroed() };
-    // SAFETY: the descriptor is open for the call, and `quota` is a writable dqblk, which
-    // Q_GETQUOTA fills.
-    let mut r = unsafe {
+        .open(path)?;
+    let cmd = libc::QCMD(op, libc::USRQUOTA);
+    let quota: *mut libc::dqblk = quota;
+    // SAFETY: the descriptor is open for the call, and `quota` points to a dqblk that is
+    // ours for the call, read by Q_SETQUOTA and filled by Q_GETQUOTA.
+    let r = unsafe {
         libc::syscall(
             libc::SYS_quotactl_fd,
             file.as_raw_fd(),
             cmd,
             id,
-            (&raw mut quota).cast::<libc::c_void>(),
+            quota.cast::<libc::c_void>(),
         )
     };
-    let mut errno = std::io::Error::last_os_error().raw_os_error();
-    if r < 0 && errno == Some(libc::ENOSYS) {
-        let dev = file.metadata().ok()?.dev();
-        let node = std::ffi::CString::new(format!(
-            "/dev/block/{}:{}",
-            libc::major(dev),
-            libc::minor(dev)
-        ))
-        .ok()?;
-        // SAFETY: `node` is NUL-terminated and `quota` is a writable dqblk, as above.
-        r = libc::c_long::from(unsafe {
-            libc::quotactl(cmd, node.as_ptr(), id, (&raw mut quota).cast())
-        });
-        errno = std::io::Error::last_os_error().raw_os_error();
+    if r >= 0 {
+        return Ok(());
     }
-    if r < 0 {
-        return (errno == Some(libc::ESRCH)).then_some(UserQuota {
+    let error = io::Error::last_os_error();
+    if error.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(error);
+    }
+    let dev = file.metadata()?.dev();
+    let node = cstring(&format!(
+        "/dev/block/{}:{}",
+        libc::major(dev),
+        libc::minor(dev)
+    ))?;
+    // SAFETY: `node` is NUL-terminated and `quota` is as above.
+    check(unsafe { libc::quotactl(cmd, node.as_ptr(), id, quota.cast()) }).map(|_| ())
+}
+
+/// `uid`'s quota on the file system that holds `path`, as homed reads it: `quotactl_fd` on the
+/// path (the block device node on kernels without it). Nothing used when quota is off (ESRCH),
+/// as systemd-homed counts it; `None` where the file system keeps no user quota or the query
+/// fails.
+pub fn user_quota(path: &std::path::Path, uid: u32) -> Option<UserQuota> {
+    // SAFETY: an all-zero `dqblk` is a valid value of this plain C struct.
+    let mut quota: libc::dqblk = unsafe { std::mem::zeroed() };
+    if let Err(e) = user_quotactl(path, libc::Q_GETQUOTA, uid, &mut quota) {
+        return (e.raw_os_error() == Some(libc::ESRCH)).then_some(UserQuota {
             used: Some(0),
             hard_limit: None,
         });
@@ -250,4 +259,31 @@ pub fn user_quota(path: &std::path::Path, uid: u32) -> Option<UserQuota> {
         hard_limit: (valid(libc::QIF_BLIMITS) && quota.dqb_bhardlimit > 0)
             .then(|| quota.dqb_bhardlimit.saturating_mul(1024)),
     })
+}
+
+/// Sets `uid`'s hard and soft block limit on the file system holding `path` to `bytes`, as
+/// systemd-homed applies a directory home's `diskSize`. ENOTTY where the file system keeps no
+/// user quota or has it switched off.
+pub fn set_user_block_limit(path: &std::path::Path, uid: u32, bytes: u64) -> io::Result<()> {
+    // SAFETY: an all-zero `dqblk` is a valid value of this plain C struct.
+    let mut quota: libc::dqblk = unsafe { std::mem::zeroed() };
+    let not_kept = |e: &io::Error| {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::ENOTTY | libc::ENOSYS | libc::EOPNOTSUPP | libc::ESRCH)
+        )
+    };
+    match user_quotactl(path, libc::Q_GETQUOTA, uid, &mut quota) {
+        Ok(()) => {}
+        Err(e) if not_kept(&e) => return Err(io::Error::from_raw_os_error(libc::ENOTTY)),
+        Err(e) => return Err(e),
+    }
+    quota.dqb_valid = libc::QIF_BLIMITS;
+    // In quota blocks of 1 KiB.
+    quota.dqb_bhardlimit = bytes / 1024;
+    quota.dqb_bsoftlimit = bytes / 1024;
+    match user_quotactl(path, libc::Q_SETQUOTA, uid, &mut quota) {
+        Err(e) if not_kept(&e) => Err(io::Error::from_raw_os_error(libc::ENOTTY)),
+        other => other,
+    }
 }

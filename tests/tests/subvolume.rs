@@ -17,6 +17,11 @@ step owner_user stat -c %u:%g /home/sv /home/sv/.identity
 step fill dd if=/dev/zero of=/home/sv/big bs=1M count=100 conv=fsync
 step inspect timeout 20 $OURS inspect sv
 step owner_disk_active stat -c %u /home/sv.homedir/.identity
+step resize timeout 60 $OURS resize sv 128M
+step qgroups_resized btrfs qgroup show -re --raw /home
+step record_resized timeout 20 $OURS inspect sv -j
+step fill_more dd if=/dev/zero of=/home/sv/more bs=1M count=40 conv=fsync
+step owner_disk_resized stat -c %u /home/sv.homedir/.identity
 step deactivate timeout 60 $OURS deactivate sv
 step remove timeout 60 $OURS remove sv
 step gone test ! -e /home/sv.homedir
@@ -31,7 +36,7 @@ fn world(daemon: HomeDaemon) -> Vec<String> {
     options
 }
 
-fn max_rfer(steps: &Steps) -> Option<u64> {
+fn max_rfer(steps: &Steps, qgroups: &str) -> Option<u64> {
     // `btrfs qgroup show -re --raw`: qgroupid rfer excl max_rfer max_excl; 0/ID of the home.
     let id = steps
         .get("show")
@@ -40,7 +45,7 @@ fn max_rfer(steps: &Steps) -> Option<u64> {
         .find_map(|l| l.trim().strip_prefix("Subvolume ID:"))?
         .trim()
         .to_owned();
-    steps.get("qgroups").stdout.lines().find_map(|l| {
+    steps.get(qgroups).stdout.lines().find_map(|l| {
         let cols: Vec<&str> = l.split_whitespace().collect();
         (cols.first() == Some(&format!("0/{id}").as_str()))
             .then(|| cols.get(3)?.parse().ok())
@@ -61,7 +66,7 @@ fn subvolume_homes_on_btrfs() {
             "{daemon:?}: files on disk are stored as nobody"
         );
         assert_eq!(
-            max_rfer(&s),
+            max_rfer(&s, "qgroups"),
             Some(64 * 1024 * 1024),
             "{daemon:?}: qgroup limit\n{}\n{}",
             s.get("show").stdout,
@@ -81,7 +86,35 @@ fn subvolume_homes_on_btrfs() {
             "{daemon:?}: {}",
             fill.stderr
         );
+        // Resizing changes the limit, and what did not fit now does.
+        s.expect_status("resize", 0);
+        assert_eq!(
+            max_rfer(&s, "qgroups_resized"),
+            Some(128 * 1024 * 1024),
+            "{daemon:?}: qgroup limit after resize\n{}",
+            s.get("qgroups_resized").stdout
+        );
+        let record: serde_json::Value =
+            serde_json::from_str(&s.expect_status("record_resized", 0).stdout).unwrap();
+        // As 252: in the perMachine entry of this machine.
+        let sizes: Vec<&serde_json::Value> = record["perMachine"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.get("diskSize"))
+            .collect();
+        assert_eq!(
+            sizes,
+            [&serde_json::json!(128 * 1024 * 1024)],
+            "{daemon:?}: {record}"
+        );
+        s.expect_status("fill_more", 0);
         assert_eq!(s.get("owner_disk_active").stdout, "65534\n");
+        // 252 rewrites `.identity` through the image folder as the user's UID; ours keeps
+        // every file on disk stored as 65534.
+        if daemon == HomeDaemon::Ours {
+            assert_eq!(s.get("owner_disk_resized").stdout, "65534\n");
+        }
         let inspect = s.expect_status("inspect", 0);
         assert!(
             inspect

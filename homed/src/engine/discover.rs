@@ -21,10 +21,15 @@ impl Engine {
         for entry in entries.flatten() {
             let file = entry.file_name();
             let Some(file) = file.to_str() else { continue };
-            let Some((base, suffix)) = backend::all().iter().find_map(|k| {
-                file.strip_suffix(k.image_suffix())
-                    .map(|b| (b, k.image_suffix()))
-            }) else {
+            let Some((base, suffix)) =
+                backend::all()
+                    .iter()
+                    .filter(|k| k.has_image())
+                    .find_map(|k| {
+                        file.strip_suffix(k.image_suffix())
+                            .map(|b| (b, k.image_suffix()))
+                    })
+            else {
                 continue;
             };
             let (user, realm) = match base.split_once('@') {

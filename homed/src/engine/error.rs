@@ -37,6 +37,8 @@ pub enum EngineError {
     AuthenticationLimitHit(String),
     RebalanceNotNeeded(String),
     NoDiskSpace(String),
+    /// The size asked for lies outside what a home may have.
+    BadHomeSize(String),
     AccessDenied(String),
     InvalidArgs(String),
     NotSupported(String),
@@ -77,6 +79,7 @@ impl EngineError {
             | AuthenticationLimitHit(m)
             | RebalanceNotNeeded(m)
             | NoDiskSpace(m)
+            | BadHomeSize(m)
             | AccessDenied(m)
             | InvalidArgs(m)
             | NotSupported(m)
@@ -143,6 +146,7 @@ impl EngineError {
             AuthenticationLimitHit(_) => n::AUTHENTICATION_LIMIT_HIT,
             RebalanceNotNeeded(_) => n::REBALANCE_NOT_NEEDED,
             NoDiskSpace(_) => n::NO_DISK_SPACE,
+            BadHomeSize(_) => n::BAD_HOME_SIZE,
             AccessDenied(_) => n::ACCESS_DENIED,
             InvalidArgs(_) => n::INVALID_ARGS,
             NotSupported(_) => n::NOT_SUPPORTED,
@@ -203,7 +207,7 @@ impl EngineError {
                 "Bad PIN of security token, and only one try left.".into(),
             ),
             WorkErrorKind::NotSupported => EngineError::NotSupported(format!(
-                "Operation not supported on the storage of home {user}"
+                "Operation not supported on the storage of home {user}: {message}"
             )),
             WorkErrorKind::BadRequest | WorkErrorKind::Crashed | WorkErrorKind::Failed => {
                 EngineError::Failed(message)

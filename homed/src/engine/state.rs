@@ -130,17 +130,28 @@ impl Engine {
         if locked {
             return HomeState::Locked;
         }
-        if is_mount_point(&self.home_directory(&record)) {
+        let mounted = is_mount_point(&self.home_directory(&record));
+        if !self.storage_present(&record, mounted) {
+            return HomeState::Absent;
+        }
+        if mounted {
             return if lingering {
                 HomeState::Lingering
             } else {
                 HomeState::Active
             };
         }
-        if std::fs::symlink_metadata(self.image_path(&record)).is_err() {
-            return HomeState::Absent;
-        }
         HomeState::Inactive
+    }
+
+    /// Whether the storage of `record` is there (see [`crate::worker::backend::StorageType::present`]); `mounted`:
+    /// the home is active.
+    pub(crate) fn storage_present(&self, record: &UserRecord, mounted: bool) -> bool {
+        let image_path = self.image_path(record);
+        match self.storage_type(record) {
+            Ok(kind) => kind.present(&record.view(&self.machine), &image_path, mounted),
+            Err(_) => mounted || std::fs::symlink_metadata(image_path).is_ok(),
+        }
     }
 
     pub fn summary(&self, home: &Home) -> HomeSummary {

@@ -107,6 +107,7 @@ fn dispatch(request: &WorkRequest, secret: &Secret) -> Result<WorkReply, Storage
         WorkRequest::WriteIdentity(spec) => backend.write_identity(spec).map(|()| done),
         WorkRequest::AddKeys(args) => backend.add_keys(args, &keys),
         WorkRequest::RetireKeys(args) => backend.retire_keys(args, &keys).map(|()| done),
+        WorkRequest::Resize(args) => backend.resize(args).map(|()| done),
         WorkRequest::ReadIdentity(_) | WorkRequest::AuthenticateDevices(_) => {
             unreachable!("answered above")
         }

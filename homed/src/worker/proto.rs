@@ -126,6 +126,8 @@ pub enum WorkRequest {
     /// Checks the secret with the credentials that need a device (a security token): done
     /// when one of them yields a password its entry's hash accepts.
     AuthenticateDevices(HomeSpec),
+    /// Gives the home the size of `diskSize` (a quota limit, for the types that have one).
+    Resize(ResizeArgs),
 }
 
 impl WorkRequest {
@@ -134,6 +136,7 @@ impl WorkRequest {
             WorkRequest::Create(a) => &a.spec,
             WorkRequest::AddKeys(a) => &a.spec,
             WorkRequest::RetireKeys(a) => &a.spec,
+            WorkRequest::Resize(a) => &a.spec,
             WorkRequest::Activate(s)
             | WorkRequest::Deactivate(s)
             | WorkRequest::Lock(s)
@@ -162,6 +165,7 @@ impl WorkRequest {
             WorkRequest::AddKeys(_) => "passwd-keyslots",
             WorkRequest::RetireKeys(_) => "passwd-record",
             WorkRequest::AuthenticateDevices(_) => "authenticate-devices",
+            WorkRequest::Resize(_) => "resize",
         }
     }
 }
@@ -187,6 +191,15 @@ pub struct AddKeys {
     pub spec: HomeSpec,
     /// The secret holds this many new passwords first, then the old ones.
     pub new_passwords: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResizeArgs {
+    #[serde(flatten)]
+    pub spec: HomeSpec,
+    /// The new size, in bytes.
+    pub disk_size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -216,6 +216,54 @@ impl UserRecord {
         }
     }
 
+    /// Sets `diskSize` for `machine_id` as systemd-homed's resize does: in the `perMachine`
+    /// entry that names exactly this machine (the last such one, as long as no broader
+    /// entry for it follows), else in a new entry `{"matchMachineId": [ID]}` at the end.
+    pub fn set_disk_size_for(&mut self, machine_id: &str, size: u64) {
+        let exact = |m: &Value| match m {
+            Value::String(s) => s.eq_ignore_ascii_case(machine_id),
+            Value::Array(a) => {
+                a.len() == 1
+                    && a[0]
+                        .as_str()
+                        .is_some_and(|s| s.eq_ignore_ascii_case(machine_id))
+            }
+            _ => false,
+        };
+        let entries = match self.json.get_mut("perMachine") {
+            Some(Value::Array(entries)) => entries,
+            _ => {
+                self.json
+                    .insert("perMachine".into(), Value::Array(Vec::new()));
+                match self.json.get_mut("perMachine") {
+                    Some(Value::Array(entries)) => entries,
+                    _ => return,
+                }
+            }
+        };
+        let mut at = None;
+        for (i, entry) in entries.iter().enumerate() {
+            match entry.get("matchMachineId") {
+                None => at = None,
+                Some(m) if exact(m) => at = Some(i),
+                Some(m) if view::any_matches(Some(m), Some(machine_id)) == Some(true) => at = None,
+                Some(_) => {}
+            }
+        }
+        let i = at.unwrap_or_else(|| {
+            let mut entry = Map::new();
+            entry.insert(
+                "matchMachineId".into(),
+                Value::Array(vec![Value::String(machine_id.to_owned())]),
+            );
+            entries.push(Value::Object(entry));
+            entries.len() - 1
+        });
+        if let Some(Value::Object(entry)) = entries.get_mut(i) {
+            entry.insert("diskSize".into(), Value::from(size));
+        }
+    }
+
     /// Sets `status[machine_id]`, replacing what was there.
     pub fn set_status(&mut self, machine_id: &str, status: Map<String, Value>) {
         let section = self
@@ -266,5 +314,50 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{r:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn disk_size_goes_into_this_machines_own_entry_as_252_puts_it() {
+        const MID: &str = "3d1219c7c4c5404aaa1f6d2a48adfda4";
+        let sized = |json: &str| {
+            let mut r = UserRecord::parse(json.as_bytes(), RecordOrigin::Host).unwrap();
+            r.set_disk_size_for(MID, 128);
+            serde_json::to_value(r.json()).unwrap()["perMachine"].clone()
+        };
+        // No entries: a new one naming this machine.
+        assert_eq!(
+            sized(r#"{"userName":"u"}"#),
+            serde_json::json!([{"matchMachineId": [MID], "diskSize": 128}])
+        );
+        // The exact entry is updated in place, others kept.
+        let exact = format!(
+            r#"{{"userName":"u","perMachine":[{{"matchHostname":"x","shell":"/bin/x"}},{{"matchMachineId":"{MID}","diskSize":64,"storage":"subvolume"}}]}}"#
+        );
+        assert_eq!(
+            sized(&exact),
+            serde_json::json!([
+                {"matchHostname": "x", "shell": "/bin/x"},
+                {"matchMachineId": MID, "diskSize": 128, "storage": "subvolume"}
+            ])
+        );
+        // An entry without a machine ID after it might override it: as 252, a new entry.
+        let later = format!(
+            r#"{{"userName":"u","perMachine":[{{"matchMachineId":"{MID}","diskSize":64}},{{"matchHostname":"x"}}]}}"#
+        );
+        assert_eq!(
+            sized(&later)[2],
+            serde_json::json!({"matchMachineId": [MID], "diskSize": 128})
+        );
+        // A broader entry after the exact one would override it: a new entry goes last.
+        let broader = format!(
+            r#"{{"userName":"u","perMachine":[{{"matchMachineId":"{MID}","diskSize":64}},{{"matchMachineId":["{MID}","0123456789abcdef0123456789abcdef"],"diskSize":32}}]}}"#
+        );
+        let entries = sized(&broader);
+        assert_eq!(entries[0]["diskSize"], 64);
+        assert_eq!(entries[1]["diskSize"], 32);
+        assert_eq!(
+            entries[2],
+            serde_json::json!({"matchMachineId": [MID], "diskSize": 128})
+        );
     }
 }

@@ -78,7 +78,7 @@ pub struct RecordView<'a> {
     matching: Vec<&'a Map<String, Value>>,
 }
 
-fn any_matches(value: Option<&Value>, wanted: Option<&str>) -> Option<bool> {
+pub(super) fn any_matches(value: Option<&Value>, wanted: Option<&str>) -> Option<bool> {
     let value = value?;
     let Some(wanted) = wanted else {
         return Some(false);

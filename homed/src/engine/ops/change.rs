@@ -11,16 +11,17 @@ use crate::engine::{
     AuthError, Caller, Delayed, Engine, EngineError, EngineResult, Home, MAX_NEW_PASSWORDS,
     Operation, lock, now_usec, owned_passwords, reported_holding,
 };
+use crate::worker::backend::{DISK_SIZE_MAX, DISK_SIZE_MIN};
 use crate::worker::crashpoint;
 use crate::worker::crashpoint::KeyChangeStep;
-use crate::worker::proto::{AddKeys, RetireKeys, WorkRequest};
+use crate::worker::proto::{AddKeys, ResizeArgs, RetireKeys, WorkRequest};
 
 impl Engine {
     /// Writes the embedded copy of the host record into the home.
     pub(crate) async fn propagate(&self, home: &Home) -> EngineResult<()> {
         let record = self.record(home);
         self.ids(&record)?;
-        if std::fs::symlink_metadata(self.image_path(&record)).is_err() {
+        if !self.storage_present(&record, self.is_active(home)) {
             return Ok(());
         }
         self.work(
@@ -30,6 +31,14 @@ impl Engine {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Makes `record` the home's: saved as its host record, published, and its embedded copy
+    /// written into the home.
+    pub(crate) async fn install_record(&self, home: &Home, record: UserRecord) -> EngineResult<()> {
+        self.save_record(home, record)?;
+        self.publish(home);
+        self.propagate(home).await
     }
 
     /// ChangePasswordHome.
@@ -105,9 +114,7 @@ impl Engine {
                     .change_keyed_passwords(&home, record, new_secret, old_secret)
                     .await;
             }
-            self.save_record(&home, record)?;
-            self.publish(&home);
-            self.propagate(&home).await?;
+            self.install_record(&home, record).await?;
             Ok(())
         }
         .await;
@@ -275,19 +282,91 @@ impl Engine {
         reported_holding(guard, result).await
     }
 
+    /// ResizeHome: `size` (bytes; `u64::MAX` for the record's own) becomes the home's
+    /// `diskSize`, applied by the storage before the new record is saved, so a refusal leaves
+    /// both as they were. As 252, the secret must open the home's record.
     pub async fn resize(
         &self,
         caller: Caller,
         name: &str,
-        _size: u64,
-        _secret: &Secret,
+        size: u64,
+        secret: &Secret,
     ) -> EngineResult<()> {
         let home = self.find(name, caller)?;
         Self::require_root(caller)?;
-        Err(EngineError::NotSupported(format!(
-            "Home {} is on directory storage, which has no size to change.",
-            home.name
-        )))
+        let guard = self.begin(&home).await?;
+        let result = async {
+            let current = self.record(&home);
+            let kind = self.storage_type(&current)?;
+            if !kind.resizable() {
+                return Err(AuthError::Now(EngineError::NotSupported(format!(
+                    "Resizing home directories of type '{}' is not supported by this daemon.",
+                    kind.storage().as_str()
+                ))));
+            }
+            if lock(&home.data).locked {
+                return Err(AuthError::Now(EngineError::HomeLocked(format!(
+                    "Home {} is currently locked.",
+                    home.name
+                ))));
+            }
+            if !self.storage_present(&current, self.is_active(&home)) {
+                return Err(AuthError::Now(EngineError::HomeAbsent(format!(
+                    "Home {} is currently missing or not plugged in.",
+                    home.name
+                ))));
+            }
+            let recorded = current
+                .view(&self.machine)
+                .get("diskSize")
+                .and_then(Value::as_u64);
+            let target = match (size, recorded) {
+                (u64::MAX, None) => {
+                    return Err(AuthError::Now(EngineError::InvalidArgs(
+                        "No disk size to resize to specified.".into(),
+                    )));
+                }
+                (u64::MAX, Some(r)) => r,
+                (s, _) => s,
+            };
+            if !(DISK_SIZE_MIN..=DISK_SIZE_MAX).contains(&target) {
+                return Err(AuthError::Now(EngineError::BadHomeSize(format!(
+                    "Requested size for home {} out of acceptable range.",
+                    home.name
+                ))));
+            }
+            let mut record = current.clone();
+            if Some(target) != recorded {
+                if !lock(&home.data).signed_locally {
+                    return Err(AuthError::Now(EngineError::RecordSigned(format!(
+                        "Home {} is signed and cannot be modified locally.",
+                        home.name
+                    ))));
+                }
+                let previous = current.view(&self.machine).last_change_usec().unwrap_or(0);
+                record.set_disk_size_for(&self.machine.machine_id, target);
+                record
+                    .json_mut()
+                    .insert("lastChangeUSec".into(), json!(now_usec().max(previous + 1)));
+                self.sign_locally(&mut record)?;
+            }
+            self.authenticate_locked(&home, secret).await?;
+            self.work(
+                &home.name,
+                WorkRequest::Resize(ResizeArgs {
+                    spec: self.spec(&record),
+                    disk_size: target,
+                }),
+                None,
+            )
+            .await?;
+            if Some(target) != recorded {
+                self.install_record(&home, record).await?;
+            }
+            Ok(())
+        }
+        .await;
+        reported_holding(guard, result).await
     }
 
     pub async fn rebalance(&self, caller: Caller) -> EngineResult<()> {

@@ -143,7 +143,9 @@ impl Engine {
         let kind = self.storage_type(record)?;
         let mut binding = Map::new();
         binding.insert("gid".into(), json!(uid));
-        binding.insert("imagePath".into(), json!(self.image_path(record)));
+        if kind.has_image() {
+            binding.insert("imagePath".into(), json!(self.image_path(record)));
+        }
         binding.insert("homeDirectory".into(), json!(self.home_directory(record)));
         binding.insert("storage".into(), json!(kind.storage().as_str()));
         binding.insert("uid".into(), json!(uid));

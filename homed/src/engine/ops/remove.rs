@@ -17,7 +17,7 @@ impl Engine {
             )));
         }
         let record = self.record(&home);
-        if std::fs::symlink_metadata(self.image_path(&record)).is_ok() {
+        if self.storage_present(&record, false) {
             self.set_transient(&home, Some(Operation::Removing));
             let r = self
                 .work(&home.name, WorkRequest::Remove(self.spec(&record)), None)

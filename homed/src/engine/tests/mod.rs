@@ -195,3 +195,68 @@ async fn published_records_follow_the_homes() {
     assert_eq!(user.passwd.uid, UID);
     drop(engine);
 }
+
+/// The size in the host record's entry for this machine.
+fn recorded_disk_size(fixture: &Fixture) -> Option<u64> {
+    let text = std::fs::read(fixture.paths.record_dir.join("tuser.identity")).unwrap();
+    let record = UserRecord::parse(&text, RecordOrigin::Host).unwrap();
+    let machine = MachineContext::new(MID, None);
+    record
+        .view(&machine)
+        .get("diskSize")
+        .and_then(Value::as_u64)
+}
+
+#[tokio::test]
+async fn resize_saves_the_size_only_after_the_storage_took_it() {
+    let fixture = Fixture::new();
+    let refused = json!({"ok": false, "errno": libc::ENOTTY,
+        "message": "UID quota not available on /home/tuser.homedir."});
+    let worker = FakeWorker::new(vec![
+        ("resize", fakes::Act::Reply(refused)),
+        ("resize", fakes::Act::Reply(json!({"ok": true}))),
+        ("write-identity", fakes::Act::Reply(json!({"ok": true}))),
+    ]);
+    let engine = fixture.engine_with(worker.clone());
+    let right = password("Right-pw-1");
+    let e = engine
+        .resize(Caller::ROOT, "tuser", 64 << 20, &right)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, EngineError::NotSupported(_)), "{e}");
+    assert!(e.message().contains("UID quota not available"), "{e}");
+    assert_eq!(
+        recorded_disk_size(&fixture),
+        None,
+        "a refused resize changed the record"
+    );
+
+    engine
+        .resize(Caller::ROOT, "tuser", 64 << 20, &right)
+        .await
+        .unwrap();
+    assert_eq!(recorded_disk_size(&fixture), Some(64 << 20));
+    let sent = worker.requests();
+    assert_eq!(sent[1]["diskSize"], 64 << 20, "{}", sent[1]);
+
+    // Bad input is refused before the storage is asked: no size at all, a size out of range,
+    // a wrong password.
+    let idle = fixture.engine();
+    for (size, secret, want) in [
+        (1024, &right, "out of acceptable range"),
+        (u64::MAX >> 1, &right, "out of acceptable range"),
+    ] {
+        let e = idle
+            .resize(Caller::ROOT, "tuser", size, secret)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, EngineError::BadHomeSize(_)), "{e}");
+        assert!(e.message().contains(want), "{e}");
+    }
+    let e = idle
+        .resize(Caller::ROOT, "tuser", 128 << 20, &password("Wrong-pw-1"))
+        .await
+        .unwrap_err();
+    assert!(e.is_bad_password(), "{e}");
+    assert_eq!(recorded_disk_size(&fixture), Some(64 << 20));
+}

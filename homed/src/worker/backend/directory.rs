@@ -2,19 +2,20 @@
 //! mounted onto `/home/NAME` with the record's flags; its one copy of the record is
 //! `~/.identity`, which needs no key.
 
-use homed_shared::UserRecord;
 use homed_shared::record::Storage;
 use homed_storage::{StorageError, directory};
 use secrecy::SecretString;
 
-use super::{
-    Backend, Capabilities, CopyWrites, Mounted, StorageType, embedded_identity, identity_in_folder,
-};
-use crate::worker::proto::{CreateArgs, HomeSpec, WorkReply};
+use super::{Backend, Capabilities, Mounted, StorageType, embedded_identity, identity_in_folder};
+use crate::worker::proto::{CreateArgs, HomeSpec, ResizeArgs, WorkReply};
 
 pub struct Directory;
 
 impl StorageType for Directory {
+    fn resizable(&self) -> bool {
+        true
+    }
+
     fn storage(&self) -> Storage {
         Storage::Directory
     }
@@ -39,6 +40,10 @@ impl StorageType for Directory {
 }
 
 impl Backend for Directory {
+    fn resize(&self, args: &ResizeArgs) -> Result<(), StorageError> {
+        super::resize_by_quota(args)
+    }
+
     fn create(&self, args: &CreateArgs, _keys: &[SecretString]) -> Result<(), StorageError> {
         let spec = &args.spec;
         let (uid, gid) = spec.ids()?;
@@ -61,25 +66,7 @@ impl Backend for Directory {
             gid,
             flags: spec.mount_flags(),
         })?;
-        Ok(Mounted {
-            header: None,
-            identity,
-            image_lock: None,
-        })
-    }
-
-    fn write_copies(
-        &self,
-        spec: &HomeSpec,
-        _keys: &[SecretString],
-        target: &UserRecord,
-        which: CopyWrites,
-    ) -> Result<(), StorageError> {
-        if !which.identity {
-            return Ok(());
-        }
-        let (uid, gid) = spec.ids()?;
-        directory::write_identity(&spec.home_directory, &target.to_pretty_string(), uid, gid)
+        Ok(Mounted::folder(identity))
     }
 
     fn deactivate(&self, spec: &HomeSpec) -> Result<(), StorageError> {

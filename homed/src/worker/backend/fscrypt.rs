@@ -12,11 +12,15 @@ use secrecy::{ExposeSecret as _, SecretString};
 use super::{
     Backend, Capabilities, CopyWrites, Mounted, StorageType, embedded_identity, identity_in_folder,
 };
-use crate::worker::proto::{AddKeys, CreateArgs, HomeSpec, RetireKeys, WorkReply};
+use crate::worker::proto::{AddKeys, CreateArgs, HomeSpec, ResizeArgs, RetireKeys, WorkReply};
 
 pub struct Fscrypt;
 
 impl StorageType for Fscrypt {
+    fn resizable(&self) -> bool {
+        true
+    }
+
     fn storage(&self) -> Storage {
         Storage::Fscrypt
     }
@@ -63,6 +67,10 @@ fn drops_caches(spec: &HomeSpec) -> bool {
 }
 
 impl Backend for Fscrypt {
+    fn resize(&self, args: &ResizeArgs) -> Result<(), StorageError> {
+        super::resize_by_quota(args)
+    }
+
     fn create(&self, args: &CreateArgs, keys: &[SecretString]) -> Result<(), StorageError> {
         let spec = &args.spec;
         let (uid, gid) = spec.ids()?;
@@ -91,11 +99,7 @@ impl Backend for Fscrypt {
             },
             &passwords(keys),
         )?;
-        Ok(Mounted {
-            header: None,
-            identity,
-            image_lock: None,
-        })
+        Ok(Mounted::folder(identity))
     }
 
     fn write_copies(

@@ -3,6 +3,7 @@
 //! description), and [`Backend`], the operations, which run only in the worker process.
 //! A new storage type is one more file here and one more line in [`for_storage`].
 
+mod cifs;
 mod directory;
 mod fscrypt;
 mod luks;
@@ -16,7 +17,7 @@ use homed_storage::space::DiskFigures;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-use super::proto::{AddKeys, CreateArgs, HomeSpec, RetireKeys, WorkReply};
+use super::proto::{AddKeys, CreateArgs, HomeSpec, ResizeArgs, RetireKeys, WorkReply};
 use homed_shared::UserRecord;
 
 /// What the daemon plans around: the answers differ by storage type, so the engine asks
@@ -62,6 +63,20 @@ pub trait StorageType: Sync {
     ) -> Result<(), StorageError> {
         Ok(())
     }
+    /// Whether `homectl resize` can change the home's size.
+    fn resizable(&self) -> bool {
+        false
+    }
+    /// Whether the home has an image on this machine (`imagePath` in its binding); a share on
+    /// a server has none.
+    fn has_image(&self) -> bool {
+        true
+    }
+    /// Whether the home's storage is there: its image exists (`mounted`: it is active). Asked
+    /// for every state, so it must answer quickly and never touch the mount.
+    fn present(&self, _view: &RecordView<'_>, image_path: &str, mounted: bool) -> bool {
+        mounted || std::fs::symlink_metadata(image_path).is_ok()
+    }
     /// The size to create the storage with, given the free space of the home root; `None`
     /// when the type has no size.
     fn disk_size(&self, _view: &RecordView<'_>, _free: u64) -> Option<u64> {
@@ -92,6 +107,17 @@ pub struct Mounted {
     pub image_lock: Option<std::os::fd::OwnedFd>,
 }
 
+impl Mounted {
+    /// A folder home's activation: only `.identity`, and no image lock.
+    pub fn folder(identity: Option<Vec<u8>>) -> Mounted {
+        Mounted {
+            header: None,
+            identity,
+            image_lock: None,
+        }
+    }
+}
+
 /// Where the reconcile wants the target copy written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CopyWrites {
@@ -106,6 +132,25 @@ fn not_supported(what: &str, spec: &HomeSpec) -> StorageError {
             "{what} is not available for {} homes",
             spec.storage().as_str()
         ),
+    )
+}
+
+/// `write_copies` for homes whose one copy is `~/.identity`, written through the mounted home
+/// as the user (through an idmapped mount, the user's IDs land on disk as 65534).
+fn write_identity_in_home(
+    spec: &HomeSpec,
+    target: &UserRecord,
+    which: CopyWrites,
+) -> Result<(), StorageError> {
+    if !which.identity {
+        return Ok(());
+    }
+    let (uid, gid) = spec.ids()?;
+    homed_storage::directory::write_identity(
+        &spec.home_directory,
+        &target.to_pretty_string(),
+        uid,
+        gid,
     )
 }
 
@@ -129,14 +174,17 @@ fn identity_in_folder(spec: &HomeSpec) -> Result<WorkReply, StorageError> {
 pub trait Backend {
     fn create(&self, args: &CreateArgs, keys: &[SecretString]) -> Result<(), StorageError>;
     fn activate(&self, spec: &HomeSpec, keys: &[SecretString]) -> Result<Mounted, StorageError>;
-    /// Writes `target` (an embedded copy) into the copies `which` names, on an active home.
+    /// Writes `target` (an embedded copy) into the copies `which` names, on an active home;
+    /// by default the one copy `~/.identity`, through the mounted home.
     fn write_copies(
         &self,
         spec: &HomeSpec,
-        keys: &[SecretString],
+        _keys: &[SecretString],
         target: &UserRecord,
         which: CopyWrites,
-    ) -> Result<(), StorageError>;
+    ) -> Result<(), StorageError> {
+        write_identity_in_home(spec, target, which)
+    }
     fn deactivate(&self, spec: &HomeSpec) -> Result<(), StorageError>;
     fn remove(&self, spec: &HomeSpec) -> Result<(), StorageError>;
     /// The home's own record (and binding values the storage holds), without activating it.
@@ -156,6 +204,16 @@ pub trait Backend {
     fn retire_keys(&self, args: &RetireKeys, _keys: &[SecretString]) -> Result<(), StorageError> {
         Err(not_supported("Retiring keys", &args.spec))
     }
+    fn resize(&self, args: &ResizeArgs) -> Result<(), StorageError> {
+        Err(not_supported("Resizing", &args.spec))
+    }
+}
+
+/// Resizing a home whose size is a quota on the home root (directory, subvolume and fscrypt
+/// homes, as systemd-homed 252 resizes them).
+fn resize_by_quota(args: &ResizeArgs) -> Result<(), StorageError> {
+    let (uid, _) = args.spec.ids()?;
+    homed_storage::space::apply_disk_size(&args.spec.image_path, uid, args.disk_size)
 }
 
 /// The storage of a record that names none.
@@ -170,7 +228,8 @@ pub fn describe(storage: Storage) -> Option<&'static dyn StorageType> {
         Storage::Luks => Some(&luks::Luks),
         Storage::Subvolume => Some(&subvolume::Subvolume),
         Storage::Fscrypt => Some(&fscrypt::Fscrypt),
-        Storage::Classic | Storage::Cifs => None,
+        Storage::Cifs => Some(&cifs::Cifs),
+        Storage::Classic => None,
     }
 }
 
@@ -182,6 +241,7 @@ pub fn all() -> &'static [&'static dyn StorageType] {
         &subvolume::Subvolume,
         &fscrypt::Fscrypt,
         &directory::Directory,
+        &cifs::Cifs,
     ]
 }
 
@@ -192,6 +252,7 @@ pub fn for_storage(storage: Storage) -> Result<&'static dyn Backend, StorageErro
         Storage::Luks => Ok(&luks::Luks),
         Storage::Subvolume => Ok(&subvolume::Subvolume),
         Storage::Fscrypt => Ok(&fscrypt::Fscrypt),
+        Storage::Cifs => Ok(&cifs::Cifs),
         other => Err(StorageError::new(
             libc::EPROTONOSUPPORT,
             format!("storage type {} is not supported", other.as_str()),

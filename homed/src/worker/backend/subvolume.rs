@@ -2,7 +2,6 @@
 //! btrfs subvolume whose files are stored as UID 65534 and idmapped to the user when mounted;
 //! `diskSize` is the subvolume's qgroup limit.
 
-use homed_shared::UserRecord;
 use homed_shared::record::{RecordView, Storage};
 use homed_storage::luks::home::STORED_UID;
 use homed_storage::space::DiskFigures;
@@ -10,14 +9,16 @@ use homed_storage::{StorageError, directory, subvolume};
 use secrecy::SecretString;
 use serde_json::Value;
 
-use super::{
-    Backend, Capabilities, CopyWrites, Mounted, StorageType, embedded_identity, identity_in_folder,
-};
-use crate::worker::proto::{CreateArgs, HomeSpec, WorkReply};
+use super::{Backend, Capabilities, Mounted, StorageType, embedded_identity, identity_in_folder};
+use crate::worker::proto::{CreateArgs, HomeSpec, ResizeArgs, WorkReply};
 
 pub struct Subvolume;
 
 impl StorageType for Subvolume {
+    fn resizable(&self) -> bool {
+        true
+    }
+
     /// The subvolume's own qgroup, not the user's quota, as systemd-homed reads it.
     fn disk_figures(&self, home_root: &str, image_path: &str, _uid: Option<u32>) -> DiskFigures {
         DiskFigures::of_file_system(home_root).with_qgroup(std::path::Path::new(image_path))
@@ -55,6 +56,10 @@ impl StorageType for Subvolume {
 }
 
 impl Backend for Subvolume {
+    fn resize(&self, args: &ResizeArgs) -> Result<(), StorageError> {
+        super::resize_by_quota(args)
+    }
+
     fn create(&self, args: &CreateArgs, _keys: &[SecretString]) -> Result<(), StorageError> {
         let spec = &args.spec;
         subvolume::create(&subvolume::NewSubvolume {
@@ -75,26 +80,7 @@ impl Backend for Subvolume {
             gid,
             flags: spec.mount_flags(),
         })?;
-        Ok(Mounted {
-            header: None,
-            identity,
-            image_lock: None,
-        })
-    }
-
-    fn write_copies(
-        &self,
-        spec: &HomeSpec,
-        _keys: &[SecretString],
-        target: &UserRecord,
-        which: CopyWrites,
-    ) -> Result<(), StorageError> {
-        if !which.identity {
-            return Ok(());
-        }
-        // Through the idmapped mount, the user's IDs land on disk as 65534.
-        let (uid, gid) = spec.ids()?;
-        directory::write_identity(&spec.home_directory, &target.to_pretty_string(), uid, gid)
+        Ok(Mounted::folder(identity))
     }
 
     fn deactivate(&self, spec: &HomeSpec) -> Result<(), StorageError> {
