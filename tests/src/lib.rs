@@ -6,4 +6,5 @@ pub mod luks;
 pub mod memory;
 pub mod nss;
 pub mod pam;
+pub mod softhsm;
 pub mod world;

@@ -181,6 +181,19 @@ pub fn in_world_with(
     world_options: &[&str],
     body: impl FnOnce(&World),
 ) {
+    in_world_with_env(daemon, module, test, world_options, &[], body);
+}
+
+/// [`in_world_with`], the daemon started with `env` added to its environment (such as
+/// `SOFTHSM2_CONF` for a token the test makes).
+pub fn in_world_with_env(
+    daemon: Daemon,
+    module: Module,
+    test: &str,
+    world_options: &[&str],
+    env: &[(&str, &str)],
+    body: impl FnOnce(&World),
+) {
     if std::env::var_os(INSIDE).is_some() {
         let world = World::enter(Module::from_env());
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&world)));
@@ -198,15 +211,38 @@ pub fn in_world_with(
     }
     let module_so = built_module();
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("no current exe: {e}"));
-    // Lives until the world has ended.
+    // Live until the world has ended.
     let policy;
+    let wrapper_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let binary = match daemon {
+        Daemon::Reference => PathBuf::from("/lib/systemd/systemd-homed"),
+        Daemon::Ours => built_daemon(),
+    };
+    let start: std::ffi::OsString = if env.is_empty() {
+        binary.into()
+    } else {
+        let wrapper = wrapper_dir.path().join("start-daemon-with-env");
+        let mut text = String::from("#!/bin/sh\n");
+        for (name, value) in env {
+            text.push_str(&format!("export {name}='{value}'\n"));
+        }
+        text.push_str(&format!("exec '{}'\n", binary.display()));
+        std::fs::write(&wrapper, text).unwrap_or_else(|e| panic!("write wrapper: {e}"));
+        std::fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap_or_else(|e| panic!("chmod wrapper: {e}"));
+        wrapper.into()
+    };
     let daemon_options: Vec<std::ffi::OsString> = match daemon {
-        Daemon::Reference => vec!["--homed-reference".into()],
+        Daemon::Reference if env.is_empty() => vec!["--homed-reference".into()],
+        Daemon::Reference => vec!["--homed".into(), start],
         Daemon::Ours => {
             policy = our_policy_dir();
             vec![
                 "--homed".into(),
-                built_daemon().into(),
+                start,
                 "--dbus-policy".into(),
                 policy.path().into(),
             ]
