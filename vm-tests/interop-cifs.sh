@@ -123,13 +123,17 @@ else
     result FAIL "ourdaemon-cifs-create"
     sed 's/^/  |   /' /xfer/cifs-ours-create.txt
 fi
-$ours/homectl --no-pager inspect $home 2>&1 | grep -E 'Storage|CIFS|State' | sed 's/^/  |   /'
+storage_lines() { timeout 10 "$@" --no-pager inspect $home 2>&1 | grep -E '^ *(Storage|CIFS)'; }
+storage_lines $ours/homectl > /xfer/cifs-ours-inspect.txt
+sed 's/^/  |   /' /xfer/cifs-ours-inspect.txt
 
 # A login through pam_homed: the session's step after pam_homed writes a file as the user and
 # notes the mount's flags; logout (the end of the PAM session) unmounts the share.
 uid=$($ours/homectl inspect $home | sed -n 's/^ *UID: \([0-9]*\).*/\1/p')
 cat > /xfer/cifs-session.sh <<EOF
 #!/bin/sh
+# pam_exec runs this at the session's close too, after pam_homed let go of the home.
+[ "\$PAM_TYPE" = open_session ] || exit 0
 grep " /home/\$PAM_USER " /proc/self/mountinfo > /run/cifs-login-mount
 setpriv --reuid=$uid --regid=$uid --clear-groups sh -c 'echo "written in a login" > /home/\$PAM_USER/by-login.txt'
 EOF
@@ -189,12 +193,15 @@ stop_ours
 # --- systemd-homed 252 opens the home our daemon made ------------------------------------------
 systemctl start systemd-homed.service
 wait_for busctl --system status org.freedesktop.home1 > /dev/null 2>&1
+storage_lines homectl > /xfer/cifs-252-inspect.txt
 if PASSWORD=$pw timeout 60 homectl activate $home &&
     grep -q "written in a login" /home/$home/by-login.txt &&
+    [ -s /xfer/cifs-252-inspect.txt ] && cmp -s /xfer/cifs-252-inspect.txt /xfer/cifs-ours-inspect.txt &&
     timeout 60 homectl deactivate $home; then
-    result PASS "homed252-opens-our-cifs-home (the login's file)"
+    result PASS "homed252-opens-our-cifs-home (the login's file; both inspect the share alike)"
 else
     result FAIL "homed252-opens-our-cifs-home"
+    diff /xfer/cifs-252-inspect.txt /xfer/cifs-ours-inspect.txt | sed 's/^/  |   /'
     journalctl -u systemd-homed --no-pager -o cat 2>/dev/null | tail -n 8 | sed 's/^/  |   homed252: /'
 fi
 systemctl stop systemd-homed.service

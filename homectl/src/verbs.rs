@@ -699,7 +699,7 @@ fn update(ctx: &mut Ctx, bus: &Manager, name: Option<&String>) -> VerbResult {
         }
         v
     } else {
-        if !ctx.opts.changes.specified() {
+        if !ctx.opts.changes.specified() && !ctx.opts.pkcs11_given {
             return Err("No field to change specified.".into());
         }
         let user = user_arg.clone().unwrap_or_default();
@@ -722,11 +722,21 @@ fn update(ctx: &mut Ctx, bus: &Manager, name: Option<&String>) -> VerbResult {
     identity::update_last_change(&mut v, false, ctx.opts.identity.is_none())?;
     let record = check_record(&v)?;
     let user = record.user_name().to_owned();
+    // As 252: the tokens given replace the record's, enrolled from their certificates here
+    // (with $PIN, so before the passed secret takes it).
+    let enrolled_pin = if ctx.opts.pkcs11_given {
+        enrol_tokens(ctx, &mut v, &user)?
+    } else {
+        None
+    };
     let passed = ctx.env.passed_secret();
     for pw in passed.passwords().iter().rev() {
         secret.prepend_password(SecretString::from(
             secrecy::ExposeSecret::expose_secret(pw).to_owned(),
         ));
+    }
+    if let Some(pin) = enrolled_pin.or_else(|| passed.token_pins().first().cloned()) {
+        secret.set_token_pin(pin);
     }
     if ctx.opts.and_resize || ctx.opts.and_change_password {
         crate::log::info("Updating home directory.");

@@ -25,6 +25,16 @@ for u in a b; do
     step active_${u} mountpoint -q /home/pk$u
     step deactivate_${u} timeout 60 $CLIENT deactivate pk$u
 done
+NEWPASSWORD=Pw-pk-1111 step create_c timeout 60 $OURS create pkc --storage=directory --enforce-password-policy=no
+NEWPASSWORD=Pw-pk-1111 step create_d timeout 60 $THEIRS create pkd --storage=directory --enforce-password-policy=no
+PIN=123456 PASSWORD=Pw-pk-1111 step update_c timeout 60 $OURS update pkc --pkcs11-token-uri=auto
+PIN=123456 PASSWORD=Pw-pk-1111 step update_d timeout 60 $THEIRS update pkd --pkcs11-token-uri=pkcs11:token=homed-test
+for u in c d; do
+    step json_$u timeout 20 $OURS inspect pk$u -j
+    PIN=123456 step activate_${u}_pin timeout 60 $CLIENT activate pk$u
+    step active_${u} mountpoint -q /home/pk$u
+    step deactivate_${u} timeout 60 $CLIENT deactivate pk$u
+done
 step bus_wrong_pin bus ActivateHome pka '{"tokenPin":["999999"]}'
 step bus_no_pin bus ActivateHome pka '{}'
 mv $H/tokens $H/tokens.away && mkdir $H/tokens
@@ -82,7 +92,12 @@ fn tokens_enrolled_by_either_homectl_unlock_homes_of_either_daemon_with_the_pin(
         );
         s.expect_status("create_a", 0);
         s.expect_status("create_b", 0);
-        for u in ["a", "b"] {
+        // Homes made without a token get one by `homectl update` (c: ours, d: 252's).
+        s.expect_status("create_c", 0);
+        s.expect_status("create_d", 0);
+        s.expect_status("update_c", 0);
+        s.expect_status("update_d", 0);
+        for u in ["a", "b", "c", "d"] {
             let json = record(&s, &format!("json_{u}"));
             let uris = json["pkcs11TokenUri"]
                 .as_array()
