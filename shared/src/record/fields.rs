@@ -192,9 +192,12 @@ pub(super) fn check_record(json: &Map<String, Value>) -> Result<(), RecordError>
         }
     }
     check_object_fields(json, "")?;
+    super::credentials::check_public(json, "")?;
 
     if let Some(privileged) = json.get("privileged") {
-        check_object_fields(object(privileged, "privileged")?, "privileged.")?;
+        let privileged = object(privileged, "privileged")?;
+        check_object_fields(privileged, "privileged.")?;
+        super::credentials::check_privileged(privileged)?;
     }
     if let Some(per_machine) = json.get("perMachine") {
         let entries = per_machine
@@ -223,6 +226,7 @@ pub(super) fn check_record(json: &Map<String, Value>) -> Result<(), RecordError>
                 ));
             }
             check_object_fields(entry, &format!("{what}."))?;
+            super::credentials::check_public(entry, &format!("{what}."))?;
         }
     }
     for section in ["binding", "status"] {

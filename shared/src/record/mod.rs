@@ -1,6 +1,7 @@
 //! JSON user records (homed-spec §1): parsing with the section rules of each origin, the
 //! per-machine view, and the canonical text signatures cover.
 
+mod credentials;
 mod error;
 mod fields;
 mod machine;
@@ -9,6 +10,7 @@ pub mod policy;
 mod secret;
 mod validate;
 mod view;
+pub use credentials::FIDO2_CREDENTIAL_ID_MAX;
 
 use serde_json::{Map, Value};
 
