@@ -7,7 +7,7 @@
 use base64::Engine as _;
 use homed_shared::password::hash_password;
 use homed_shared::pkcs11::{self, Module, TokenError, TokenUri};
-use rsa::pkcs8::DecodePublicKey as _;
+use p256::pkcs8::DecodePublicKey as _;
 use rsa::traits::PublicKeyParts as _;
 use rsa::{Pkcs1v15Encrypt, RsaPublicKey};
 use secrecy::SecretString;
@@ -143,19 +143,7 @@ pub fn enrol(
         .subject_public_key_info
         .to_der()
         .map_err(|e| format!("Failed to extract public key from X.509 certificate: {e}"))?;
-    let key = RsaPublicKey::from_public_key_der(&spki)
-        .map_err(|_| "X.509 certificate does not refer to RSA key.".to_owned())?;
-    let size = key.n().bits() / 16;
-    let mut plain = Zeroizing::new(vec![0u8; size]);
-    getrandom::fill(plain.as_mut_slice())
-        .map_err(|e| format!("Failed to generate random key: {e}"))?;
-    let encrypted = key
-        .encrypt(
-            &mut rsa::rand_core::OsRng,
-            Pkcs1v15Encrypt,
-            plain.as_slice(),
-        )
-        .map_err(|e| format!("Failed to encrypt key: {e}"))?;
+    let (plain, encrypted) = seal_for(&spki)?;
     let encoded =
         Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(plain.as_slice()));
     drop(plain);
@@ -171,6 +159,44 @@ pub fn enrol(
         },
         used,
     ))
+}
+
+/// A new key for the token whose public key `spki` is, and what the record keeps of it: for
+/// RSA, a random key of bits/16 bytes encrypted to the public key (PKCS#1 v1.5, as 252); for EC
+/// (P-256, P-384), the shared secret with a new ephemeral key, which keeps the ephemeral
+/// public point (uncompressed), as systemd enrols EC tokens since v254.
+fn seal_for(spki: &[u8]) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), String> {
+    if let Ok(key) = RsaPublicKey::from_public_key_der(spki) {
+        let size = key.n().bits() / 16;
+        let mut plain = Zeroizing::new(vec![0u8; size]);
+        getrandom::fill(plain.as_mut_slice())
+            .map_err(|e| format!("Failed to generate random key: {e}"))?;
+        let encrypted = key
+            .encrypt(
+                &mut rsa::rand_core::OsRng,
+                Pkcs1v15Encrypt,
+                plain.as_slice(),
+            )
+            .map_err(|e| format!("Failed to encrypt key: {e}"))?;
+        return Ok((plain, encrypted));
+    }
+    // The same steps on each curve's own types.
+    macro_rules! shared_secret_on {
+        ($curve:ident) => {
+            if let Ok(key) = $curve::PublicKey::from_public_key_der(spki) {
+                let ephemeral = $curve::ecdh::EphemeralSecret::random(&mut rsa::rand_core::OsRng);
+                let shared = ephemeral.diffie_hellman(&key);
+                let point = $curve::EncodedPoint::from(ephemeral.public_key());
+                return Ok((
+                    Zeroizing::new(shared.raw_secret_bytes().to_vec()),
+                    point.as_bytes().to_vec(),
+                ));
+            }
+        };
+    }
+    shared_secret_on!(p256);
+    shared_secret_on!(p384);
+    Err("X.509 certificate does not refer to an RSA key or an EC key on P-256 or P-384.".into())
 }
 
 /// Puts the enrolments into the record: `pkcs11TokenUri` and `privileged.pkcs11EncryptedKey`

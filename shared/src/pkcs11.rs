@@ -309,7 +309,10 @@ fn find_one(
     }
 }
 
-/// Decrypts `data` with the token's RSA private key (PKCS#1 v1.5), after [`Module::login`].
+/// Recovers the key a record's `pkcs11EncryptedKey.data` holds, with the token's private key,
+/// after [`Module::login`]: an RSA key decrypts it (PKCS#1 v1.5); an EC key takes it as the
+/// public point of the ephemeral key made at enrolment and derives the shared secret with it
+/// (ECDH, no KDF), which is the key — as systemd enrols EC tokens since v254.
 pub fn decrypt(
     session: &Session,
     uri: &TokenUri,
@@ -318,17 +321,62 @@ pub fn decrypt(
     let key = find_one(
         session,
         uri,
-        vec![
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::Decrypt(true),
-            Attribute::KeyType(KeyType::RSA),
-        ],
+        vec![Attribute::Class(ObjectClass::PRIVATE_KEY)],
         "private key",
     )?;
-    session
-        .decrypt(&Mechanism::RsaPkcs, key, data)
-        .map(Zeroizing::new)
-        .map_err(failed("Failed to decrypt key on security token"))
+    let kind = session
+        .get_attributes(key, &[AttributeType::KeyType])
+        .map_err(failed("Failed to read the private key's type"))?
+        .into_iter()
+        .find_map(|a| match a {
+            Attribute::KeyType(k) => Some(k),
+            _ => None,
+        });
+    match kind {
+        Some(KeyType::RSA) => session
+            .decrypt(&Mechanism::RsaPkcs, key, data)
+            .map(Zeroizing::new)
+            .map_err(failed("Failed to decrypt key on security token")),
+        Some(KeyType::EC) => derive_shared_secret(session, key, data),
+        other => Err(TokenError::Failed(format!(
+            "Unsupported type of private key on the security token: {other:?}"
+        ))),
+    }
+}
+
+/// ECDH on the token between its private key and the ephemeral public `point`: the shared
+/// secret, read out of a session object that is destroyed again at once.
+fn derive_shared_secret(
+    session: &Session,
+    key: cryptoki::object::ObjectHandle,
+    point: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, TokenError> {
+    use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
+    let mechanism = Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), point));
+    let template = [
+        Attribute::Token(false),
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::GENERIC_SECRET),
+        Attribute::Sensitive(false),
+        Attribute::Extractable(true),
+    ];
+    let secret = session
+        .derive_key(&mechanism, key, &template)
+        .map_err(failed(
+            "Failed to derive the shared secret on security token",
+        ))?;
+    let value = session.get_attributes(secret, &[AttributeType::Value]);
+    let _ = session.destroy_object(secret);
+    value
+        .map_err(failed(
+            "Failed to read the shared secret from security token",
+        ))?
+        .into_iter()
+        .find_map(|a| match a {
+            Attribute::Value(v) => Some(Zeroizing::new(v)),
+            _ => None,
+        })
+        .ok_or_else(|| TokenError::Failed("The shared secret has no value.".into()))
 }
 
 /// The DER form of the token's X.509 certificate.

@@ -8,7 +8,7 @@
 
 use base64::Engine as _;
 use homed_tests::homectl::{HomeDaemon, Steps, run_steps_with};
-use homed_tests::softhsm::{SETUP, SOFTHSM_CONF, SOFTHSM_DIR};
+use homed_tests::softhsm::{SETUP, SETUP_EC, SOFTHSM_CONF, SOFTHSM_DIR};
 use serde_json::Value;
 
 /// Per daemon: `$CLIENT` is the homectl that talks to it for activation (ours for ours, 252's
@@ -35,6 +35,14 @@ for u in c d; do
     step active_${u} mountpoint -q /home/pk$u
     step deactivate_${u} timeout 60 $CLIENT deactivate pk$u
 done
+# An EC key (P-256): our homectl enrols it by ECDH; 252's homectl takes RSA keys only.
+# EC_TOKEN_HERE
+PIN=123456 NEWPASSWORD=Pw-pk-1111 step create_ec timeout 60 $OURS create pke --storage=directory --enforce-password-policy=no --pkcs11-token-uri=pkcs11:token=homed-ec
+PIN=123456 NEWPASSWORD=Pw-pk-1111 step create_ec_252 timeout 60 $THEIRS create pkf --storage=directory --enforce-password-policy=no --pkcs11-token-uri=pkcs11:token=homed-ec
+step json_ec timeout 20 $OURS inspect pke -j
+PIN=123456 step activate_ec_pin timeout 60 $CLIENT activate pke
+step active_ec mountpoint -q /home/pke
+step deactivate_ec timeout 60 $CLIENT deactivate pke
 step bus_wrong_pin bus ActivateHome pka '{"tokenPin":["999999"]}'
 step bus_no_pin bus ActivateHome pka '{}'
 mv $H/tokens $H/tokens.away && mkdir $H/tokens
@@ -55,7 +63,10 @@ fn run(daemon: HomeDaemon) -> Steps {
         HomeDaemon::Ours => "$OURS",
         HomeDaemon::SystemdHomed => "$THEIRS",
     };
-    let script = format!("{SETUP}\nCLIENT={client}\n{SCRIPT}");
+    // The EC token comes only when the RSA one has been enrolled with `auto` (which takes the
+    // one token there is).
+    let script =
+        format!("{SETUP}\nCLIENT={client}\n{SCRIPT}").replace("# EC_TOKEN_HERE\n", SETUP_EC);
     let steps = run_steps_with(&options, &script, 500);
     assert!(
         steps.steps.contains_key("list_ours"),
@@ -130,6 +141,38 @@ fn tokens_enrolled_by_either_homectl_unlock_homes_of_either_daemon_with_the_pin(
             s.expect_status(&format!("activate_{u}_pin"), 0);
             s.expect_status(&format!("active_{u}"), 0);
             s.expect_status(&format!("deactivate_{u}"), 0);
+        }
+        // EC: our homectl enrols an ephemeral P-256 point; our daemon opens the home with the
+        // PIN. 252 takes RSA keys only: its homectl refuses to enrol, its daemon to create.
+        let theirs = s.get("create_ec_252");
+        assert_ne!(theirs.status, 0, "252's homectl enrolled an EC key");
+        assert!(
+            theirs
+                .stderr
+                .contains("Failed to extract RSA key size from X509 certificate"),
+            "{}",
+            theirs.stderr
+        );
+        if daemon == HomeDaemon::Ours {
+            s.expect_status("create_ec", 0);
+            let ec = record(&s, "json_ec");
+            let point = base64::engine::general_purpose::STANDARD
+                .decode(
+                    ec["privileged"]["pkcs11EncryptedKey"][0]["data"]
+                        .as_str()
+                        .unwrap_or_default(),
+                )
+                .unwrap_or_default();
+            assert_eq!(
+                (point.len(), point.first()),
+                (65, Some(&4)),
+                "an uncompressed P-256 point: {ec}"
+            );
+            s.expect_status("activate_ec_pin", 0);
+            s.expect_status("active_ec", 0);
+            s.expect_status("deactivate_ec", 0);
+        } else {
+            assert_ne!(s.get("create_ec").status, 0, "252 created an EC-token home");
         }
         s.expect_status("activate_password", 0);
         s.expect_status("active_password", 0);
