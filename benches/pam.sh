@@ -69,29 +69,49 @@ EOF
     cargo build --release --locked -p homed >&2
     mkdir -p "$work/policy"
     cp "$root/dist/dbus/org.freedesktop.home1.conf" "$work/policy/"
+    # For the PIN logins the daemons see the SoftHSM token the world makes.
+    for daemon in ours reference; do
+        bin=$target/release/homed
+        [ "$daemon" = ours ] || bin=/lib/systemd/systemd-homed
+        printf '#!/bin/sh\nexport SOFTHSM2_CONF=/run/homed-world/softhsm/softhsm2.conf\nexec %s\n' \
+            "$bin" > "$work/start-$daemon-softhsm"
+        chmod 755 "$work/start-$daemon-softhsm"
+    done
     rm -f "$work"/times-*
     per_round=$(((cycles + rounds - 1) / rounds))
     for ((round = 0; round < rounds; round++)); do
-        for pair in ours:pam_homed reference:pam_systemd_home reference:pam_homed ours:pam_systemd_home; do
-            daemon=${pair%%:*}
-            module=${pair#*:}
-            if [ "$daemon" = ours ]; then
-                world=(--homed "$target/release/homed" --dbus-policy "$work/policy")
-            else
-                world=(--homed-reference)
-            fi
-            PAM_BENCH_WORK=$work PAM_BENCH_SO=$target/release/libpam_homed.so \
-                timeout 600 "$root/tests/sandbox/world.sh" "${world[@]}" -- \
-                "$root/benches/pam.sh" --inside "$module" "$per_round" "$work/times-$daemon-$module"
+        for cred in password pin recovery; do
+            pairs=(ours:pam_homed reference:pam_systemd_home)
+            [ "$cred" = password ] && pairs+=(reference:pam_homed ours:pam_systemd_home)
+            for pair in "${pairs[@]}"; do
+                daemon=${pair%%:*}
+                module=${pair#*:}
+                if [ "$cred" = pin ]; then
+                    world=(--homed "$work/start-$daemon-softhsm")
+                elif [ "$daemon" = ours ]; then
+                    world=(--homed "$target/release/homed")
+                else
+                    world=(--homed-reference)
+                fi
+                [ "$daemon" = ours ] && world+=(--dbus-policy "$work/policy")
+                PAM_BENCH_WORK=$work PAM_BENCH_SO=$target/release/libpam_homed.so \
+                    timeout 600 "$root/tests/sandbox/world.sh" "${world[@]}" -- \
+                    "$root/benches/pam.sh" --inside "$module" "$per_round" \
+                    "$work/times-$cred-$daemon-$module" "$cred"
+            done
         done
     done
     stats() { sort -n "$1" | awk '{ a[NR] = $1 } END {
         printf "%.2f %.2f %.2f %d", a[int((NR + 1) / 2)] / 1e6, a[int(NR * 0.1) + 1] / 1e6, a[int(NR * 0.9)] / 1e6, NR }'; }
-    read -r om olo ohi on <<<"$(stats "$work/times-ours-pam_homed")"
-    read -r tm tlo thi tn <<<"$(stats "$work/times-reference-pam_systemd_home")"
-    read -r xm xlo xhi xn <<<"$(stats "$work/times-reference-pam_homed")"
-    read -r ym ylo yhi yn <<<"$(stats "$work/times-ours-pam_systemd_home")"
-    ratio() { awk -v a="$1" -v b="$tm" 'BEGIN { printf "%.2f", a / b }'; }
+    read -r om olo ohi on <<<"$(stats "$work/times-password-ours-pam_homed")"
+    read -r tm tlo thi tn <<<"$(stats "$work/times-password-reference-pam_systemd_home")"
+    read -r xm xlo xhi xn <<<"$(stats "$work/times-password-reference-pam_homed")"
+    read -r ym ylo yhi yn <<<"$(stats "$work/times-password-ours-pam_systemd_home")"
+    ratio() { awk -v a="$1" -v b="${2:-$tm}" 'BEGIN { printf "%.2f", a / b }'; }
+    read -r pom polo pohi pon <<<"$(stats "$work/times-pin-ours-pam_homed")"
+    read -r ptm ptlo pthi ptn <<<"$(stats "$work/times-pin-reference-pam_systemd_home")"
+    read -r rom rolo rohi ron <<<"$(stats "$work/times-recovery-ours-pam_homed")"
+    read -r rtm rtlo rthi rtn <<<"$(stats "$work/times-recovery-reference-pam_systemd_home")"
     result=$(cat <<EOF
 # PAM benchmark
 
@@ -108,6 +128,17 @@ pam.d-examples/, from an inactive home; waiting for the deactivation is not time
 | pam_homed + systemd-homed 252 | $xn | $xm | $xlo | $xhi | $(ratio "$xm")× |
 | pam_systemd_home + homed (ours) | $yn | $ym | $ylo | $yhi | $(ratio "$ym")× |
 
+The same cycle with the other credentials, the only prompt answered with a security token's PIN
+(a SoftHSM2 token with an RSA-2048 key, enrolled by systemd's homectl) or with a recovery key
+typed at the password prompt; each row's ratio is to systemd's pair with the same credential.
+
+| credential, module + daemon | cycles | median ms | p10 ms | p90 ms | ratio |
+|---|---|---|---|---|---|
+| **PIN: pam_homed + homed (ours)** | $pon | $pom | $polo | $pohi | **$(ratio "$pom" "$ptm")×** |
+| PIN: pam_systemd_home + systemd-homed 252 | $ptn | $ptm | $ptlo | $pthi | 1.00× |
+| **recovery key: pam_homed + homed (ours)** | $ron | $rom | $rolo | $rohi | **$(ratio "$rom" "$rtm")×** |
+| recovery key: pam_systemd_home + systemd-homed 252 | $rtn | $rtm | $rtlo | $rthi | 1.00× |
+
 Below 1.00× is faster than systemd's pair. The daemon does nearly all of the work (activation
 runs a worker process that mounts the home); the module's own part is the difference between
 rows that share a daemon.
@@ -118,11 +149,13 @@ EOF
     exit
 fi
 
-# Inside the world: `--inside MODULE CYCLES OUTFILE`. Our module where the examples find it,
-# the examples or their copy for systemd's module, one user, CYCLES timed logins.
+# Inside the world: `--inside MODULE CYCLES OUTFILE CREDENTIAL`. Our module where the examples
+# find it, the examples or their copy for systemd's module, one user, CYCLES timed logins
+# answered with the password, the token's PIN or the recovery key.
 module=$2
 count=$3
 out=$4
+cred=${5:-password}
 state=$HOMED_WORLD_STATE
 sec=$(readlink -f /lib/x86_64-linux-gnu/security)
 mkdir -p "$state/security"
@@ -140,8 +173,27 @@ fi
 
 user=benchuser
 password=Bench-pw-4711
-NEWPASSWORD=$password timeout 60 homectl create "$user" --storage=directory \
-    --enforce-password-policy=no >/dev/null
+answer=$password
+case $cred in
+password)
+    NEWPASSWORD=$password timeout 60 homectl create "$user" --storage=directory \
+        --enforce-password-policy=no >/dev/null
+    ;;
+pin)
+    answer=Bench-pin-5521
+    TOKEN_PIN=$answer sh "$root/tests/sandbox/softhsm-token.sh"
+    SOFTHSM2_CONF=/run/homed-world/softhsm/softhsm2.conf PIN=$answer NEWPASSWORD=$password \
+        timeout 60 homectl create "$user" --storage=directory --enforce-password-policy=no \
+        --pkcs11-token-uri=auto >/dev/null
+    ;;
+recovery)
+    # homectl prints the key it made: eight groups of eight modhex letters.
+    answer=$(NEWPASSWORD=$password timeout 60 homectl create "$user" --storage=directory \
+        --enforce-password-policy=no --recovery-key=yes 2>&1 |
+        grep -oE '[cbdefghijklnrtuv]{8}(-[cbdefghijklnrtuv]{8}){7}' | head -n 1)
+    [ -n "$answer" ] || { echo "pam.sh: no recovery key was printed" >&2; exit 1; }
+    ;;
+esac
 
 mounted() { awk -v m="/home/$user" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo; }
 wait_inactive() {
@@ -154,6 +206,6 @@ wait_inactive() {
 
 for ((i = 0; i < count; i++)); do
     wait_inactive
-    "$PAM_BENCH_WORK/login-cycle" "$confdir" login "$user" "$password" >> "$out"
+    "$PAM_BENCH_WORK/login-cycle" "$confdir" login "$user" "$answer" >> "$out"
 done
 wait_inactive

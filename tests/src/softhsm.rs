@@ -9,22 +9,9 @@ pub const SOFTHSM_CONF: &str = "/run/homed-world/softhsm/softhsm2.conf";
 /// The token's user PIN.
 pub const PIN: &str = "123456";
 
-/// Makes the token (sh): initialised with PIN `$TOKEN_PIN` (default 123456), an RSA-2048 key pair made by openssl and
-/// imported, and a self-signed certificate for it under the same id. Sets `H` to the token's
-/// folder and exports `SOFTHSM2_CONF`; exits non-zero (11..16) at the step that failed.
-pub const SETUP: &str = r#"
-H=/run/homed-world/softhsm
-export SOFTHSM2_CONF=$H/softhsm2.conf
-mkdir -p $H/tokens
-printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' $H >$SOFTHSM2_CONF
-softhsm2-util --init-token --free --label homed-test --so-pin 12345678 --pin ${TOKEN_PIN:-123456} >/dev/null || exit 11
-openssl req -x509 -newkey rsa:2048 -nodes -keyout $H/key.pem -out $H/cert.pem -days 3650 -subj /CN=homed-test 2>/dev/null || exit 12
-openssl x509 -in $H/cert.pem -outform der -out $H/cert.der || exit 13
-openssl pkcs8 -topk8 -nocrypt -in $H/key.pem -out $H/key8.pem || exit 14
-softhsm2-util --import $H/key8.pem --token homed-test --label homekey --id 01 --pin ${TOKEN_PIN:-123456} >/dev/null || exit 15
-pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label homed-test --login --pin ${TOKEN_PIN:-123456} \
-    --write-object $H/cert.der --type cert --id 01 --label homekey >/dev/null 2>&1 || exit 16
-"#;
+/// Makes the token (sh): `tests/sandbox/softhsm-token.sh`, which says what it makes. Sets `H`
+/// to the token's folder and exports `SOFTHSM2_CONF`.
+pub const SETUP: &str = include_str!("../sandbox/softhsm-token.sh");
 
 /// A second token, `homed-ec` (sh, after [`SETUP`]): the same PIN, an EC key on P-256 and its
 /// self-signed certificate. Exits 21..26 at the step that failed.

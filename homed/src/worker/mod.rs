@@ -94,19 +94,20 @@ fn dispatch(request: &WorkRequest, secret: &Secret) -> Result<WorkReply, Storage
         return unlock::authenticate_devices(&record, secret).map(|()| WorkReply::default());
     }
     let backend = backend::for_storage(spec.storage())?;
-    let keys = unlock::passphrases(record.as_ref(), secret)?;
+    // Only the operations that open a home's keys ask the credentials (and so the tokens).
+    let keys = || unlock::passphrases(record.as_ref(), secret);
     let done = WorkReply::default();
     match request {
-        WorkRequest::Create(args) => backend.create(args, &keys).map(|()| done),
-        WorkRequest::Activate(spec) => activate(backend, spec, &keys),
+        WorkRequest::Create(args) => backend.create(args, &keys()?).map(|()| done),
+        WorkRequest::Activate(spec) => activate(backend, spec, &keys()?),
         WorkRequest::Deactivate(spec) => backend.deactivate(spec).map(|()| done),
         WorkRequest::Lock(spec) => backend.lock(spec).map(|()| done),
-        WorkRequest::Unlock(spec) => backend.unlock(spec, &keys).map(|()| done),
+        WorkRequest::Unlock(spec) => backend.unlock(spec, &keys()?).map(|()| done),
         WorkRequest::Remove(spec) => backend.remove(spec).map(|()| done),
-        WorkRequest::Inspect(spec) => backend.inspect(spec, &keys),
+        WorkRequest::Inspect(spec) => backend.inspect(spec, &keys()?),
         WorkRequest::WriteIdentity(spec) => backend.write_identity(spec).map(|()| done),
-        WorkRequest::AddKeys(args) => backend.add_keys(args, &keys),
-        WorkRequest::RetireKeys(args) => backend.retire_keys(args, &keys).map(|()| done),
+        WorkRequest::AddKeys(args) => backend.add_keys(args, &keys()?),
+        WorkRequest::RetireKeys(args) => backend.retire_keys(args, &keys()?).map(|()| done),
         WorkRequest::Resize(args) => backend.resize(args).map(|()| done),
         WorkRequest::ReadIdentity(_) | WorkRequest::AuthenticateDevices(_) => {
             unreachable!("answered above")
