@@ -1,5 +1,6 @@
 //! `org.freedesktop.home1` on the system bus: a thin translation of the engine.
 
+mod announce;
 mod error;
 mod home;
 mod manager;
@@ -118,6 +119,10 @@ impl Objects {
             .collect();
         let served = self.served.lock().map(|s| s.clone()).unwrap_or_default();
         let server = self.conn.object_server();
+        let names = |set: &BTreeSet<(String, Option<u32>)>| -> BTreeSet<String> {
+            set.iter().map(|(n, _)| n.clone()).collect()
+        };
+        let (served_names, wanted_names) = (names(&served), names(&wanted));
         for (name, uid) in served.difference(&wanted) {
             let _ = server.remove::<home::HomeObject, _>(home_path(name)).await;
             if let Some(uid) = uid {
@@ -125,12 +130,18 @@ impl Objects {
                     .remove::<home::HomeObject, _>(home_path_by_uid(*uid))
                     .await;
             }
+            if !wanted_names.contains(name) {
+                announce::home_removed(&self.conn, name).await;
+            }
         }
         for (name, uid) in wanted.difference(&served) {
             let object = home::HomeObject::new(self.engine.clone(), name.clone());
             let _ = server.at(home_path(name), object.clone()).await;
             if let Some(uid) = uid {
                 let _ = server.at(home_path_by_uid(*uid), object).await;
+            }
+            if !served_names.contains(name) {
+                announce::home_added(&self.conn, &self.engine, name).await;
             }
         }
         if let Ok(mut s) = self.served.lock() {
@@ -182,9 +193,13 @@ pub async fn serve(engine: Arc<Engine>) -> Result<(Connection, Arc<Objects>), St
         )
         .await?;
     server
-        .at(HOME_PATH_PREFIX, zbus::fdo::ObjectManager)
+        .at(
+            HOME_PATH_PREFIX,
+            announce::HomeObjectManager::new(engine.clone()),
+        )
         .await?;
     objects.sync().await;
+    announce::spawn(conn.clone(), engine.clone());
     match dbus
         .request_name(name, RequestNameFlags::DO_NOT_QUEUE)
         .await?

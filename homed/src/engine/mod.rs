@@ -168,6 +168,15 @@ pub(crate) use auth::{
 };
 pub use state::{HomeState, Operation};
 
+/// What changed, for the bus to announce as systemd-homed announces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HomeChange {
+    /// The record of the home of this name was written (its UID, UnixRecord and UserRecord).
+    Record(String),
+    /// The home of this name is being removed (it no longer logs in automatically).
+    Removing(String),
+}
+
 pub struct Engine {
     pub machine: MachineContext,
     pub paths: Paths,
@@ -177,10 +186,26 @@ pub struct Engine {
     worker: Arc<dyn Worker>,
     /// Hangups of reference FIFOs come back up here (see `ops/login.rs`).
     ref_events: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<LastReferenceClosed>>,
+    /// Changes go up to whoever took [`Engine::changes`] (the bus).
+    changes: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<HomeChange>>,
     generation: Mutex<u64>,
     /// Password hash checks run since start (yescrypt, slow on purpose).
     hash_checks: std::sync::atomic::AtomicUsize,
     pub sleep_mode: SleepMode,
+}
+
+impl Engine {
+    /// The changes to announce, from now on; `None` when someone took them already.
+    pub fn changes(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<HomeChange>> {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        self.changes.set(sender).ok().map(|()| receiver)
+    }
+
+    pub(crate) fn announce(&self, change: HomeChange) {
+        if let Some(sender) = self.changes.get() {
+            let _ = sender.send(change);
+        }
+    }
 }
 
 impl Engine {
@@ -211,6 +236,7 @@ impl Engine {
             homes: Mutex::new(BTreeMap::new()),
             worker,
             ref_events: std::sync::OnceLock::new(),
+            changes: std::sync::OnceLock::new(),
             generation: Mutex::new(0),
             hash_checks: std::sync::atomic::AtomicUsize::new(0),
             sleep_mode,

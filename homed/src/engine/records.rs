@@ -3,7 +3,7 @@
 use homed_shared::UserRecord;
 use serde_json::{Map, Value};
 
-use crate::engine::{Engine, EngineError, EngineResult, Home, PERSISTED_STATUS, lock};
+use crate::engine::{Engine, EngineError, EngineResult, Home, HomeChange, PERSISTED_STATUS, lock};
 
 impl Engine {
     /// This machine's entry of the record's status section.
@@ -27,6 +27,7 @@ impl Engine {
             EngineError::Failed(format!("Failed to write the record of {}: {e}", home.name))
         })?;
         lock(&home.data).record = record;
+        self.announce(HomeChange::Record(home.name.clone()));
         Ok(())
     }
 
@@ -50,6 +51,7 @@ impl Engine {
         }
         let saved = self.store.save(&record);
         lock(&home.data).record = record;
+        self.announce(HomeChange::Record(home.name.clone()));
         match saved {
             Ok(()) => true,
             Err(e) => {

@@ -1,7 +1,7 @@
 //! Removing a home, or only forgetting its record.
 
 use crate::engine::refs::RefKind;
-use crate::engine::{Caller, Engine, EngineError, EngineResult, Home, Operation, lock};
+use crate::engine::{Caller, Engine, EngineError, EngineResult, Home, HomeChange, Operation, lock};
 use crate::worker::proto::WorkRequest;
 
 impl Engine {
@@ -17,6 +17,7 @@ impl Engine {
             )));
         }
         let record = self.record(&home);
+        self.announce(HomeChange::Removing(home.name.clone()));
         if self.storage_present(&record, false) {
             self.set_transient(&home, Some(Operation::Removing));
             let r = self
