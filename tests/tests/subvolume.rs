@@ -28,6 +28,8 @@ step gone test ! -e /home/sv.homedir
 step plain_create timeout 60 $OURS create pl --storage=directory --enforce-password-policy=no
 step plain_id id -u pl
 step plain_record timeout 20 $OURS inspect pl -j
+step plain_resize timeout 60 $OURS resize pl 100M
+step plain_after timeout 20 $OURS inspect pl -j
 "#;
 
 fn world(daemon: HomeDaemon) -> Vec<String> {
@@ -126,6 +128,26 @@ fn subvolume_homes_on_btrfs() {
         s.expect_status("deactivate", 0);
         s.expect_status("remove", 0);
         s.expect_status("gone", 0);
+        // A directory home on btrfs that is no subvolume has no quota to set: both refuse the
+        // resize, and the record keeps no size.
+        let refused = s.get("plain_resize");
+        assert_ne!(refused.status, 0, "{daemon:?}: resized a plain folder");
+        if daemon == HomeDaemon::Ours {
+            assert!(
+                refused
+                    .stderr
+                    .contains("is not a subvolume, cannot apply quota"),
+                "{}",
+                refused.stderr
+            );
+        }
+        let after: serde_json::Value =
+            serde_json::from_str(&s.expect_status("plain_after", 0).stdout).unwrap();
+        let sizes: Vec<&serde_json::Value> = std::iter::once(&after)
+            .chain(after["perMachine"].as_array().into_iter().flatten())
+            .filter_map(|section| section.get("diskSize"))
+            .collect();
+        assert!(sizes.is_empty(), "{daemon:?}: a size was kept: {after}");
     }
 }
 
