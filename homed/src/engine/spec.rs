@@ -62,6 +62,7 @@ impl Engine {
                 keyed: false,
                 owner_suggests_uid: false,
                 holds_image_lock: false,
+                mounts_with_keys: true,
             })
     }
 

@@ -52,9 +52,19 @@ fn send_fd(fd: BorrowedFd<'_>) -> Result<(), StorageError> {
 fn activate(
     backend: &dyn Backend,
     spec: &HomeSpec,
-    keys: &[secrecy::SecretString],
+    credentials: impl Fn() -> Result<Vec<secrecy::SecretString>, StorageError>,
 ) -> Result<WorkReply, StorageError> {
     let (host, machine) = spec.host_record()?;
+    // A folder home mounts without keys: its credentials (a token, say) are asked again only
+    // if a newer copy of the record inside must be checked against them.
+    let with_keys =
+        backend::describe(spec.storage()).is_none_or(|k| k.capabilities().mounts_with_keys);
+    let keys = if with_keys {
+        credentials()?
+    } else {
+        Vec::new()
+    };
+    let keys = keys.as_slice();
     let mounted = backend.activate(spec, keys)?;
     let trusted = TrustedKeys::load_from(&spec.key_dirs);
     let done = (|| {
@@ -62,7 +72,18 @@ fn activate(
             header: mounted.header.as_ref(),
             identity: mounted.identity.as_deref(),
         };
-        let plan = reconcile::plan((&host, &machine), found, keys, &trusted)?;
+        let plan = reconcile::plan(
+            (&host, &machine),
+            found,
+            || {
+                if with_keys {
+                    Ok(keys.to_vec())
+                } else {
+                    credentials()
+                }
+            },
+            &trusted,
+        )?;
         backend.write_copies(spec, keys, &plan.target, plan.writes)?;
         if let Some(lock) = &mounted.image_lock {
             send_fd(lock.as_fd())?;
@@ -99,7 +120,7 @@ fn dispatch(request: &WorkRequest, secret: &Secret) -> Result<WorkReply, Storage
     let done = WorkReply::default();
     match request {
         WorkRequest::Create(args) => backend.create(args, &keys()?).map(|()| done),
-        WorkRequest::Activate(spec) => activate(backend, spec, &keys()?),
+        WorkRequest::Activate(spec) => activate(backend, spec, keys),
         WorkRequest::Deactivate(spec) => backend.deactivate(spec).map(|()| done),
         WorkRequest::Lock(spec) => backend.lock(spec).map(|()| done),
         WorkRequest::Unlock(spec) => backend.unlock(spec, &keys()?).map(|()| done),

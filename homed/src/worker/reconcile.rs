@@ -46,7 +46,7 @@ fn last_change(record: &UserRecord) -> u64 {
 pub fn plan(
     (host, machine): (&UserRecord, &MachineContext),
     found: Found<'_>,
-    passwords: &[SecretString],
+    passwords: impl FnOnce() -> Result<Vec<SecretString>, StorageError>,
     keys: &TrustedKeys,
 ) -> Result<Plan, StorageError> {
     let same_user = |r: &UserRecord| r.user_name() == host.user_name() && r.realm() == host.realm();
@@ -83,7 +83,7 @@ pub fn plan(
         .max_by_key(|r| last_change(r));
     let (target, adopted) = match newest {
         Some(r) => {
-            check_adoptable(r, machine, passwords, keys)?;
+            check_adoptable(r, machine, &passwords()?, keys)?;
             (r.embedded_copy(), true)
         }
         None => (host.embedded_copy(), false),
@@ -178,7 +178,7 @@ mod tests {
                 header: Some(&header),
                 identity: Some(identity.as_bytes()),
             },
-            &[SecretString::from("pw-1".to_owned())],
+            || Ok(vec![SecretString::from("pw-1".to_owned())]),
             &keys,
         )
         .unwrap();
@@ -208,7 +208,7 @@ mod tests {
                 header: None,
                 identity: Some(identity.as_bytes()),
             },
-            &[],
+            || unreachable!("the credentials were asked for a copy that is not adopted"),
             &keys,
         )
         .unwrap();
@@ -230,7 +230,7 @@ mod tests {
                 header: None,
                 identity: Some(identity.as_bytes()),
             },
-            &[SecretString::from("wrong".to_owned())],
+            || Ok(vec![SecretString::from("wrong".to_owned())]),
             &keys,
         )
         .unwrap_err();

@@ -96,6 +96,7 @@ impl StorageType for Cifs {
             keyed: false,
             owner_suggests_uid: false,
             holds_image_lock: false,
+            mounts_with_keys: true,
         }
     }
 

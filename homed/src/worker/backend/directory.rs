@@ -27,6 +27,7 @@ impl StorageType for Directory {
             keyed: false,
             owner_suggests_uid: true,
             holds_image_lock: false,
+            mounts_with_keys: false,
         }
     }
 

@@ -32,6 +32,7 @@ impl StorageType for Fscrypt {
             keyed: true,
             owner_suggests_uid: true,
             holds_image_lock: false,
+            mounts_with_keys: true,
         }
     }
 

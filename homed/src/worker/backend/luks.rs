@@ -47,6 +47,7 @@ impl StorageType for Luks {
             keyed: true,
             owner_suggests_uid: false,
             holds_image_lock: true,
+            mounts_with_keys: true,
         }
     }
 

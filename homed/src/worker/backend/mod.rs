@@ -35,6 +35,9 @@ pub struct Capabilities {
     pub owner_suggests_uid: bool,
     /// An image, once active, stays locked by a descriptor the daemon holds.
     pub holds_image_lock: bool,
+    /// Mounting takes the keys the credentials yield (a folder home mounts without them, so
+    /// its activation asks a security token nothing more once the daemon has checked it).
+    pub mounts_with_keys: bool,
 }
 
 /// The daemon's side of a storage type: names, defaults and the binding of a new home.

@@ -35,6 +35,7 @@ impl StorageType for Subvolume {
             // The folder belongs to 65534, which says nothing of the user's UID.
             owner_suggests_uid: false,
             holds_image_lock: false,
+            mounts_with_keys: false,
         }
     }
 
