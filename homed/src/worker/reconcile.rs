@@ -103,7 +103,8 @@ pub fn plan(
 }
 
 /// A newer copy is taken only when a trusted key signed it and one of `passwords` matches one
-/// of its password hashes or recovery keys: one hash check for this copy, the only one it gets.
+/// of its password hashes (a security token's among them) or recovery keys: one hash check for
+/// this copy, the only one it gets.
 fn check_adoptable(
     record: &UserRecord,
     machine: &MachineContext,
@@ -119,11 +120,10 @@ fn check_adoptable(
     #[cfg(test)]
     HASH_CHECKS.with(|n| n.set(n.get() + 1));
     let view = record.view(machine);
-    let opens = homed_shared::password::secret_matches(
-        passwords,
-        &view.hashed_passwords(),
-        &view.recovery_keys(),
-    );
+    // A token's password opens the copy through its entry's hash, as in 252.
+    let mut hashes = view.hashed_passwords();
+    hashes.extend(view.device_password_hashes());
+    let opens = homed_shared::password::secret_matches(passwords, &hashes, &view.recovery_keys());
     if !opens {
         return Err(StorageError::new(
             libc::ENOKEY,
@@ -215,6 +215,52 @@ mod tests {
         assert!(!plan.adopted);
         assert_eq!(plan.target.json()["realName"], "Host");
         assert!(plan.writes.identity && !plan.writes.header);
+    }
+
+    #[test]
+    fn a_newer_copy_is_adopted_with_the_password_a_token_gave() {
+        let key = SigningKey::generate().unwrap();
+        let keys = trusting(&key);
+        let machine = MachineContext::new(MID, None);
+        let host = record(1, "Old", &key);
+        let token_hash = hash_password(&SecretString::from("token-secret".to_owned())).unwrap();
+        let mut newer = record(2, "New", &key);
+        newer.json_mut().insert(
+            "privileged".into(),
+            json!({"hashedPassword": [], "pkcs11EncryptedKey": [
+                {"uri": "pkcs11:token=t", "data": "AAEC", "hashedPassword": token_hash}]}),
+        );
+        sign_record(&mut newer, &key);
+        let identity = newer.to_pretty_string();
+        let found = || Found {
+            header: None,
+            identity: Some(identity.as_bytes()),
+        };
+        let plan = plan(
+            (&host, &machine),
+            found(),
+            || Ok(vec![SecretString::from("token-secret".to_owned())]),
+            &keys,
+        )
+        .unwrap();
+        assert!(plan.adopted);
+        let err = plan_err(&host, &machine, found(), &keys);
+        assert_eq!(err.errno, libc::ENOKEY);
+    }
+
+    fn plan_err(
+        host: &UserRecord,
+        machine: &MachineContext,
+        found: Found<'_>,
+        keys: &TrustedKeys,
+    ) -> StorageError {
+        plan(
+            (host, machine),
+            found,
+            || Ok(vec![SecretString::from("not-the-token".to_owned())]),
+            keys,
+        )
+        .unwrap_err()
     }
 
     #[test]

@@ -308,6 +308,18 @@ impl<'a> RecordView<'a> {
             .collect()
     }
 
+    /// The hashes of the passwords security tokens yield (`pkcs11EncryptedKey` and
+    /// `fido2HmacSalt` entries), which accept a token's password as `hashedPassword` accepts a
+    /// typed one.
+    pub fn device_password_hashes(&self) -> Vec<&'a str> {
+        ["pkcs11EncryptedKey", "fido2HmacSalt"]
+            .iter()
+            .filter_map(|field| self.privileged(field).and_then(Value::as_array))
+            .flatten()
+            .filter_map(|entry| entry.get("hashedPassword")?.as_str())
+            .collect()
+    }
+
     /// Whether the record has credentials that need a device to check (security tokens:
     /// `privileged.pkcs11EncryptedKey`).
     pub fn has_device_credentials(&self) -> bool {
