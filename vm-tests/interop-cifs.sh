@@ -115,8 +115,10 @@ else
 fi
 
 home=cifsours
+# Extra options that would undo the record's nosuid,nodev if they came last.
 if NEWPASSWORD=$pw timeout 120 $ours/homectl create $home --storage=cifs \
     --cifs-service=//127.0.0.1/hours --cifs-user-name=$smbuser --enforce-password-policy=no \
+    --cifs-extra-mount-options=suid,dev \
     > /xfer/cifs-ours-create.txt 2>&1 && [ -s /srv/cifs/hours/.identity ] && not_mounted $home; then
     result PASS "ourdaemon-cifs-create (.identity on the share, nothing left mounted)"
 else

@@ -156,6 +156,9 @@ enum MountFailure {
     Other(String),
 }
 
+/// The mount options: the user's IDs and mode, the record's extra options, then the record's
+/// nosuid/nodev/noexec last, so that no extra option (`suid`, `dev`) can undo them — the
+/// guarantee 252 gives by remounting the share with them.
 fn options(share: &Share<'_>, credentials: &Path, flags: MountFlags) -> String {
     let mode = share.access_mode & 0o7777;
     let mut o = format!(
@@ -164,6 +167,10 @@ fn options(share: &Share<'_>, credentials: &Path, flags: MountFlags) -> String {
         share.uid,
         share.gid,
     );
+    if let Some(extra) = share.extra_options.filter(|e| !e.is_empty()) {
+        o.push(',');
+        o.push_str(extra);
+    }
     for (set, name) in [
         (flags.nosuid, "nosuid"),
         (flags.nodev, "nodev"),
@@ -173,10 +180,6 @@ fn options(share: &Share<'_>, credentials: &Path, flags: MountFlags) -> String {
             o.push(',');
             o.push_str(name);
         }
-    }
-    if let Some(extra) = share.extra_options.filter(|e| !e.is_empty()) {
-        o.push(',');
-        o.push_str(extra);
     }
     o
 }
@@ -411,12 +414,12 @@ mod tests {
     }
 
     #[test]
-    fn mount_options_carry_the_ids_mode_flags_and_extras_in_that_order() {
+    fn mount_options_carry_the_ids_mode_extras_and_the_records_flags_last() {
         let share = Share {
             service: "//h/s",
             user_name: "ann",
             domain: None,
-            extra_options: Some("vers=3.0"),
+            extra_options: Some("vers=3.0,suid,dev"),
             uid: 60101,
             gid: 60101,
             access_mode: 0o700,
@@ -428,7 +431,7 @@ mod tests {
         };
         assert_eq!(
             options(&share, Path::new("/run/c"), flags),
-            "credentials=/run/c,uid=60101,forceuid,gid=60101,forcegid,file_mode=0700,dir_mode=0700,nosuid,nodev,vers=3.0"
+            "credentials=/run/c,uid=60101,forceuid,gid=60101,forcegid,file_mode=0700,dir_mode=0700,vers=3.0,suid,dev,nosuid,nodev"
         );
     }
 
