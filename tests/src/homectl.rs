@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::homed::our_homed;
-use crate::world::{WorldRun, repo_root, run_in_world, workspace_binary};
+use crate::world::{WorldRun, daemon_wrapper, exports, repo_root, run_in_world, workspace_binary};
 
 /// The home daemon a test world starts. Every homectl test runs once per variant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,18 +58,12 @@ impl HomeDaemon {
     /// daemon inherits world.sh's otherwise). The wrapper that sets it is written into
     /// `scratch`.
     pub fn world_options_with_env(self, env: &[(&str, &str)], scratch: &Path) -> Vec<String> {
-        let wrapper = scratch.join("start-daemon-with-env");
-        let mut text = String::from("#!/bin/sh\n");
-        for (name, value) in env {
-            text.push_str(&format!("export {name}='{value}'\n"));
-        }
-        text.push_str(&format!("exec '{}'\n", self.binary().display()));
-        std::fs::write(&wrapper, text).unwrap_or_else(|e| panic!("write wrapper: {e}"));
-        let mut perms = std::fs::metadata(&wrapper)
-            .unwrap_or_else(|e| panic!("stat wrapper: {e}"))
-            .permissions();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-        std::fs::set_permissions(&wrapper, perms).unwrap_or_else(|e| panic!("chmod: {e}"));
+        let wrapper = daemon_wrapper(
+            scratch,
+            "start-daemon-with-env",
+            &exports(env),
+            &self.binary(),
+        );
         let mut options = vec!["--homed".into(), wrapper.display().to_string()];
         options.extend(self.policy_options());
         options
@@ -85,18 +79,11 @@ impl HomeDaemon {
         machine_id: &str,
         scratch: &Path,
     ) -> Vec<String> {
-        let wrapper = scratch.join("start-daemon-with-records");
-        let text = format!(
-            "#!/bin/sh\nset -e\ninstall -m 0600 '{}'/*.identity /var/lib/systemd/home/\nexec '{}'\n",
-            records.display(),
-            self.binary().display()
+        let setup = format!(
+            "set -e\ninstall -m 0600 '{}'/*.identity /var/lib/systemd/home/\n",
+            records.display()
         );
-        std::fs::write(&wrapper, text).unwrap_or_else(|e| panic!("write wrapper: {e}"));
-        let mut perms = std::fs::metadata(&wrapper)
-            .unwrap_or_else(|e| panic!("stat wrapper: {e}"))
-            .permissions();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-        std::fs::set_permissions(&wrapper, perms).unwrap_or_else(|e| panic!("chmod: {e}"));
+        let wrapper = daemon_wrapper(scratch, "start-daemon-with-records", &setup, &self.binary());
         let mut options = vec![
             "--homed".into(),
             wrapper.display().to_string(),
@@ -141,6 +128,18 @@ impl Steps {
                 self.world.stdout, self.world.stderr
             )
         })
+    }
+
+    /// Asserts that step `name` failed and said `words` on stderr.
+    pub fn expect_refused(&self, name: &str, words: &str) -> &Step {
+        let step = self.get(name);
+        assert_ne!(step.status, 0, "step {name} succeeded: {}", step.stdout);
+        assert!(
+            step.stderr.contains(words),
+            "step {name} did not say {words:?}: {}",
+            step.stderr
+        );
+        step
     }
 
     /// Asserts that step `name` exited with `status`.

@@ -221,19 +221,13 @@ pub fn in_world_with_env(
     let start: std::ffi::OsString = if env.is_empty() {
         binary.into()
     } else {
-        let wrapper = wrapper_dir.path().join("start-daemon-with-env");
-        let mut text = String::from("#!/bin/sh\n");
-        for (name, value) in env {
-            text.push_str(&format!("export {name}='{value}'\n"));
-        }
-        text.push_str(&format!("exec '{}'\n", binary.display()));
-        std::fs::write(&wrapper, text).unwrap_or_else(|e| panic!("write wrapper: {e}"));
-        std::fs::set_permissions(
-            &wrapper,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        crate::world::daemon_wrapper(
+            wrapper_dir.path(),
+            "start-daemon-with-env",
+            &crate::world::exports(env),
+            &binary,
         )
-        .unwrap_or_else(|e| panic!("chmod wrapper: {e}"));
-        wrapper.into()
+        .into()
     };
     let daemon_options: Vec<std::ffi::OsString> = match daemon {
         Daemon::Reference if env.is_empty() => vec!["--homed-reference".into()],
@@ -806,6 +800,18 @@ impl Session {
     }
     pub fn close_session(&mut self) -> c_int {
         self.call("pam_close_session", pam_close_session)
+    }
+    /// Logs out: `pam_close_session` must succeed, the handle ends, and then whether the home
+    /// of `user` is unmounted within `secs`.
+    pub fn log_out(mut self, user: &str, secs: u64) -> bool {
+        assert_eq!(
+            self.close_session(),
+            PAM_SUCCESS,
+            "shown: {:?}",
+            self.take_shown()
+        );
+        drop(self);
+        wait_until(secs, || !home_mounted(user))
     }
     pub fn chauthtok(&mut self) -> c_int {
         self.call("pam_chauthtok", pam_chauthtok)

@@ -85,3 +85,24 @@ pub fn workspace_binary(override_var: &str, name: &str) -> PathBuf {
     );
     bin
 }
+
+/// Writes `scratch/NAME`, an executable start script for a world's daemon: the shell lines
+/// `setup` (the daemon inherits world.sh's environment otherwise), then `exec BINARY`.
+pub fn daemon_wrapper(scratch: &Path, name: &str, setup: &str, binary: &Path) -> PathBuf {
+    let wrapper = scratch.join(name);
+    let text = format!("#!/bin/sh\n{setup}exec '{}'\n", binary.display());
+    std::fs::write(&wrapper, text).unwrap_or_else(|e| panic!("write {name}: {e}"));
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap_or_else(|e| panic!("chmod {name}: {e}"));
+    wrapper
+}
+
+/// The shell lines that export `env`, for [`daemon_wrapper`].
+pub fn exports(env: &[(&str, &str)]) -> String {
+    env.iter()
+        .map(|(name, value)| format!("export {name}='{value}'\n"))
+        .collect()
+}

@@ -43,15 +43,8 @@ fn login_activates_and_logout_deactivates(world: &World) {
     );
     assert!(world.wait_for_log(&world.module.acquired_log(USER)));
 
-    assert_eq!(
-        s.close_session(),
-        PAM_SUCCESS,
-        "shown: {:?}",
-        s.take_shown()
-    );
-    drop(s);
     assert!(
-        wait_until(30, || !home_mounted(USER)),
+        s.log_out(USER, 30),
         "the home stayed active after the last session closed"
     );
 }

@@ -91,15 +91,8 @@ fn login_write_logout(world: &World, storage: &str) {
         assert_eq!(String::from_utf8_lossy(&read.stdout).trim(), WORDS);
     }
 
-    assert_eq!(
-        s.close_session(),
-        PAM_SUCCESS,
-        "shown: {:?}",
-        s.take_shown()
-    );
-    drop(s);
     assert!(
-        wait_until(30, || !home_mounted(USER)),
+        s.log_out(USER, 30),
         "the {storage} home stayed active after the session closed"
     );
     let after = names_in(&folder);

@@ -88,15 +88,8 @@ fn pin_login(world: &World, homectl: &Path, pin: &str) {
         wait_until(10, || home_mounted(USER)),
         "the PIN login did not activate the home"
     );
-    assert_eq!(
-        s.close_session(),
-        PAM_SUCCESS,
-        "shown: {:?}",
-        s.take_shown()
-    );
-    drop(s);
     assert!(
-        wait_until(20, || !home_mounted(USER)),
+        s.log_out(USER, 20),
         "the home stayed mounted after the session ended"
     );
 }
