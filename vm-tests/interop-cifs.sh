@@ -47,10 +47,16 @@ cat > /etc/samba/smb.conf <<EOF
    read only = no
    valid users = $smbuser
 EOF
+# smbd listens before it serves: ready once a share really mounts with the Samba user.
+smb_serving() {
+    mkdir -p /run/smb-probe
+    mount -t cifs //127.0.0.1/h252 /run/smb-probe -o "username=$smbuser,password=$pw" 2>/dev/null &&
+        umount /run/smb-probe
+}
 set_share_password() { printf '%s\n%s\n' "$1" "$1" | smbpasswd -s -a "$smbuser" > /dev/null; }
 set_share_password "$pw"
 systemctl restart smbd.service
-wait_for smb_listening || say "smbd is not listening on 445"
+wait_for smb_listening && wait_for smb_serving || say "smbd does not serve the shares"
 
 start_ours() {
     $ours/homed >> /xfer/ours-cifs-homed.log 2>&1 &
@@ -176,7 +182,7 @@ NEWPASSWORD=$pw timeout 60 $ours/homectl create cifsbad --storage=cifs \
     > /xfer/cifs-bad-down.txt 2>&1
 down_rc=$?
 systemctl start smbd.service
-wait_for smb_listening
+wait_for smb_listening && wait_for smb_serving || say "smbd does not serve the shares again"
 NEWPASSWORD=$pw timeout 60 $ours/homectl create cifsbad --storage=cifs \
     --cifs-service=//127.0.0.1/full --cifs-user-name=$smbuser --enforce-password-policy=no \
     > /xfer/cifs-bad-full.txt 2>&1
